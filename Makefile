@@ -1,0 +1,43 @@
+# tinyllm — the two commands a reader needs are `make book` and `make test`.
+# Both create the virtual environment and install everything on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+.PHONY: setup test book export execute bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -e .
+	touch $@
+
+## unit tests, the library-chapters sync check, and every chapter under nbval
+test: $(STAMP)
+	$(PY) -m pytest tests chapters $(NBVAL)
+
+## the online book, from the outputs stored in the chapters (open _build/html/index.html)
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+## write tinyllm/*.py from the chapters' `#| export` cells
+export: $(STAMP)
+	$(PY) tools/export.py
+
+## re-run every chapter in place on a clean kernel and store its outputs
+execute: $(STAMP)
+	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.record_timing=False \
+		chapters/[0-9][0-9]_*.ipynb
+
+## speed against the design's budgets, with baselines measured in the same run
+bench: $(STAMP)
+	$(PY) benchmarks/bench_data.py
+
+clean:
+	rm -rf _build

@@ -1,0 +1,87 @@
+"""The command line of the course (hand-written, not generated).
+
+    python -m tinyllm data  --out DIR [--n 60000] [--seed 0]
+    python -m tinyllm train --preset cpu|t4 --out RUN [--steps N] [--seed 0]
+    python -m tinyllm chat  RUN [--prompt TEXT ...] [--seed N] [--temperature T]
+    python -m tinyllm eval  RUN
+
+Every command is a thin layer over a chapter's module. A user's mistake gets one
+line on stderr and a non-zero exit status, never a traceback. Library modules are
+imported inside the commands so that `--help` answers at once.
+"""
+import argparse
+import sys
+
+from tinyllm import __version__
+
+# Commands of the design's contract that a later chapter brings.
+PLANNED = {
+    "train": ("train a model with a preset (cpu or t4)", "chapter 5 (05_training)"),
+    "chat": ("talk to a trained model", "chapter 6 (06_generation)"),
+    "eval": ("score a trained model", "chapter 8 (08_evaluation)"),
+}
+
+
+def conversation_count(text: str) -> int:
+    "argparse type for --n: a whole number the generator accepts."
+    from tinyllm.data import MIN_CONVERSATIONS
+
+    try:
+        n = int(text)
+    except ValueError:
+        n = None
+    if n is None or n < MIN_CONVERSATIONS:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least {MIN_CONVERSATIONS:,}, got {text!r}")
+    return n
+
+
+def run_data(args: argparse.Namespace) -> int:
+    from tinyllm.data import generate, save_conversations
+
+    data = generate(n=args.n, seed=args.seed)
+    try:
+        out = save_conversations(data, args.out)
+    except OSError as error:
+        raise OSError(f"cannot write {args.out}: {error.strerror or error}") from None
+    sizes = ", ".join(f"{split} {len(ds):,}" for split, ds in data.items())
+    print(f"wrote {sum(len(ds) for ds in data.values()):,} conversations to {out} ({sizes})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tinyllm", description="tinyllm: build, train and talk to Finn, a tiny language model.")
+    parser.add_argument("--version", action="version", version=f"tinyllm {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    data = commands.add_parser("data", help="generate Finn's conversations and write them to a directory",
+                               description="Generate the conversation data set (chapter 1) and write it to "
+                                           "DIR: Hugging Face save_to_disk format plus one .jsonl per split.")
+    data.add_argument("--out", required=True, metavar="DIR", help="directory to write (created if missing)")
+    data.add_argument("--n", type=conversation_count, default=60_000, help="number of conversations (default 60000)")
+    data.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    data.set_defaults(run=run_data)
+
+    for name, (summary, chapter) in PLANNED.items():
+        planned = commands.add_parser(name, help=f"{summary} — arrives with {chapter}",
+                                      description=f"{summary}. Not built yet: {chapter} brings it.")
+        planned.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        planned.set_defaults(run=lambda args, chapter=chapter: not_built(args.command, chapter))
+    return parser
+
+
+def not_built(command: str, chapter: str) -> int:
+    print(f"tinyllm {command}: not built yet — {chapter} brings it", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (OSError, ValueError) as error:  # a user's mistake: one line, no traceback
+        print(f"tinyllm {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"tinyllm {args.command}: interrupted", file=sys.stderr)
+        return 130
