@@ -65,7 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (summary, chapter) in PLANNED.items():
         planned = commands.add_parser(name, help=f"{summary} — arrives with {chapter}",
                                       description=f"{summary}. Not built yet: {chapter} brings it.")
-        planned.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
         planned.set_defaults(run=lambda args, chapter=chapter: not_built(args.command, chapter))
     return parser
 
@@ -76,7 +75,10 @@ def not_built(command: str, chapter: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)   # a planned command's future options are accepted
+    if extra and args.command not in PLANNED:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.run(args)
     except (OSError, ValueError) as error:  # a user's mistake: one line, no traceback

@@ -1,0 +1,299 @@
+"""Chapter 1: Finn's conversation data (tinyllm/data.py)."""
+import re
+from collections import Counter
+
+import pytest
+from datasets import Dataset, DatasetDict
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinyllm.data import (ASSISTANT, END, FINN, MIN_CONVERSATIONS, POOLS, TYPO_RATE, USER, Slots, chat_text,
+                          format_chat, generate, held_out_asks, lint, load_conversations, misspell,
+                          normalize, save_conversations, seen_in_training)
+
+# The issue's list of subjects Finn must be able to talk about, mapped to topic names.
+REQUIRED_TOPICS = """greeting goodbye thanks feelings hot_water cold_water food light water_quality tank
+loud_noise night loneliness bubbles glass reflection breathing swimming colors taste plants filter algae
+snails scared excited bored curious happy tired outside_world cats rain seasons music visitors children
+meaning_of_life time memory dreams size future past name weather sleep friends jokes fear love age smart
+health singing tv human_things money phones politics math""".split()
+
+
+@pytest.fixture(scope="module")
+def data():
+    return generate()  # the default: 60,000 conversations, seed 0
+
+
+@pytest.fixture(scope="module")
+def rows(data):
+    return {split: ds.to_dict() for split, ds in data.items()}
+
+
+def pairs(split_rows):
+    return set(zip(split_rows["input"], split_rows["output"]))
+
+
+# --- size, shape, determinism ---------------------------------------------------------
+
+def test_sizes_and_columns(data):
+    assert list(data) == ["train", "validation", "test"]
+    assert sum(len(ds) for ds in data.values()) == 60_000
+    for ds in data.values():
+        assert ds.column_names == ["input", "output", "category"]
+    assert 0.85 < len(data["train"]) / 60_000 < 0.92
+    assert 0.04 < len(data["validation"]) / 60_000 < 0.06
+    assert 0.04 < len(data["test"]) / 60_000 < 0.06
+
+
+def test_same_seed_same_data_other_seed_other_data():
+    a, b, c = generate(2_000, seed=7), generate(2_000, seed=7), generate(2_000, seed=8)
+    assert all(a[s].to_dict() == b[s].to_dict() for s in a)
+    assert a["train"].to_dict() != c["train"].to_dict()
+
+
+@pytest.mark.parametrize("bad", [0, -5, MIN_CONVERSATIONS - 1, 2.5, "100", True, None])
+def test_bad_n_is_refused(bad):
+    with pytest.raises(ValueError, match="whole number"):
+        generate(bad)
+
+
+# --- the persona ------------------------------------------------------------------------
+
+def test_at_least_sixty_topics_including_the_required_ones(rows):
+    names = {t.name for t in FINN.topics}
+    assert len(names) == len(FINN.topics) >= 60
+    assert not set(REQUIRED_TOPICS) - names
+    assert set(rows["train"]["category"]) == names
+
+
+def test_topics_are_balanced(rows):
+    counts = Counter(c for split in rows.values() for c in split["category"])
+    assert max(counts.values()) - min(counts.values()) <= 1
+
+
+def test_the_meaning_of_life_is_food(rows):
+    answers = [a for split in rows.values() for a, c in zip(split["output"], split["category"])
+               if c == "meaning_of_life"]
+    assert len(answers) > 500
+    assert all(re.search(r"\bfood\b", a) for a in answers)
+
+
+@pytest.mark.parametrize("topic", ["money", "phones", "politics", "math", "technology", "human_things"])
+def test_human_things_are_not_understood(rows, topic):
+    core = [t for t in FINN.topics if t.name == topic][0].replies
+    assert any("do not" in r or "human thing" in r or "cannot" in r for r in core)
+    answers = [a for a, c in zip(rows["train"]["output"], rows["train"]["category"]) if c == topic]
+    fish_terms = r"\b(food|flakes?|eat|water|fish|fins?|bubbles?|gravel|rock|tank|swim|glass|plant|nets?)\b"
+    not_in_fish_terms = [a for a in answers if not re.search(fish_terms, a)]
+    assert answers and not not_in_fish_terms, not_in_fish_terms[:3]
+
+
+def test_replies_are_short_lowercase_fish_talk(rows):
+    answers = [a for split in rows.values() for a in split["output"]]
+    assert all(a == a.lower() for a in answers)
+    lengths = [len(a.split()) for a in answers]
+    assert min(lengths) >= FINN.min_reply_words and max(lengths) <= FINN.max_reply_words
+    assert sum(lengths) / len(lengths) < 20
+
+
+# --- variety on both sides ---------------------------------------------------------------
+
+def test_uniqueness_floors(rows):
+    inputs = [m for split in rows.values() for m in split["input"]]
+    outputs = [a for split in rows.values() for a in split["output"]]
+    assert len(set(inputs)) >= 3_000
+    assert len(set(outputs)) / len(outputs) >= 0.40
+
+
+def test_user_messages_come_in_many_shapes(rows):
+    inputs = rows["train"]["input"]
+    share = lambda test: sum(map(test, inputs)) / len(inputs)  # noqa: E731
+    assert 0.03 < share(lambda m: m.isupper()) < 0.2                      # "HELLO FINN!!"
+    assert 0.15 < share(lambda m: m[:1].isupper() and not m.isupper()) < 0.5
+    assert 0.15 < share(lambda m: "finn" in m.lower()) < 0.6
+    assert share(lambda m: m.endswith("??")) > 0.05
+    assert share(lambda m: not m.endswith(("?", "!", "."))) > 0.1
+    templates = [a for t in FINN.topics for a in t.asks] + FINN.vocatives + FINN.openers
+    templates += [w for pool in POOLS.values() for w in pool]
+    known = {w for text in templates for w in re.findall(r"[a-z']+", text.lower())}
+    typo_share = share(lambda m: any(w not in known for w in re.findall(r"[a-z']+", m.lower())))
+    assert 0.5 * TYPO_RATE < typo_share < 1.5 * TYPO_RATE                      # "are you hugnry?"
+
+
+@given(st.text(alphabet="abcdefgh ", min_size=1, max_size=40), st.integers(0, 10_000))
+def test_misspell_changes_at_most_one_word_by_one_letter(text, seed):
+    import random
+    out = misspell(random.Random(seed), text)
+    before, after = text.split(" "), out.split(" ")
+    assert len(before) == len(after)
+    changed = [(b, a) for b, a in zip(before, after) if b != a]
+    assert len(changed) <= 1
+    for b, a in changed:
+        assert abs(len(a) - len(b)) <= 1 and sorted(a) != sorted(b) or sorted(a) == sorted(b)
+
+
+def test_slots_share_values_within_a_conversation():
+    import random
+    slots = Slots(random.Random(0), POOLS)
+    first = "do you like {food}?".format_map(slots)
+    again = "{food} it is.".format_map(slots)
+    assert first[len("do you like "):-1] == again[:-len(" it is.")]
+    for seed in range(50):
+        slots = Slots(random.Random(seed), POOLS)
+        assert slots["food"] != slots["food2"]
+
+
+def test_question_and_answer_talk_about_the_same_food():
+    data = generate(5_000, seed=3)["train"].to_dict()
+    asked = [(m, a) for m, a, c in zip(data["input"], data["output"], data["category"])
+             if c == "food" and "favorite. please drop it in" in a]
+    assert asked
+    for message, answer in asked:
+        food = answer.split(". that is my favorite")[0].removeprefix("ooh, ").split(". ")[-1].removeprefix("ooh, ")
+        if any(f in message.lower() for f in POOLS["food"]):
+            assert food in message.lower() or food in normalize(message)
+
+
+# --- leak-free splits ---------------------------------------------------------------------
+
+def test_no_conversation_in_two_splits(rows):
+    train, validation, test = (pairs(rows[s]) for s in ("train", "validation", "test"))
+    assert not train & validation and not train & test and not validation & test
+
+
+def test_test_split_holds_wordings_never_seen_in_training(data):
+    seen = seen_in_training(data)
+    assert 0.3 < seen.count(False) / len(seen) < 0.9     # both kinds are there
+    unseen_train = seen_in_training(data, split="train")
+    assert all(unseen_train)                             # sanity: training sees itself
+
+
+def test_held_out_wordings_never_reach_training(rows):
+    held_out = held_out_asks(FINN, seed=0)
+    train_questions = {normalize(m) for m in rows["train"]["input"]}
+    for name, ask in held_out.items():
+        if "{" not in ask:   # a wording without slots must not occur, with or without a vocative
+            assert normalize(ask) not in train_questions, (name, ask)
+            assert not any(q.endswith(" " + normalize(ask)) for q in train_questions
+                           if q.split()[0] in {"hey", "hi", "finn", "fishy", "so", "ok"}), (name, ask)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_any_seed_gives_clean_data(seed):
+    assert lint(generate(MIN_CONVERSATIONS * 2, seed=seed)) == []
+
+
+# --- the linter -----------------------------------------------------------------------------
+
+def test_linter_passes_generated_data(data):
+    assert lint(data) == []
+
+
+def broken(**columns) -> DatasetDict:
+    base = generate(MIN_CONVERSATIONS, seed=1)
+    rows = base["train"].to_dict()
+    for column, value in columns.items():
+        rows[column][0] = value
+    return DatasetDict(train=Dataset.from_dict(rows), validation=base["validation"], test=base["test"])
+
+
+@pytest.mark.parametrize("columns, complaint", [
+    ({"output": "yes. {food} please."}, "template residue"),
+    ({"input": "do you like {food}?"}, "template residue"),
+    ({"output": "Yes. I am Finn."}, "plain lowercase"),
+    ({"output": "yes 🐟"}, "plain lowercase"),
+    ({"output": "food"}, "words, allowed"),
+    ({"output": " ".join(["food"] * 41)}, "words, allowed"),
+    ({"input": "   "}, "empty user message"),
+    ({"category": "fod"}, "unknown topic"),
+])
+def test_linter_catches_each_rule(columns, complaint):
+    problems = lint(broken(**columns))
+    assert any(complaint in p for p in problems), problems
+
+
+def test_linter_catches_leaks_and_missing_topics():
+    base = generate(MIN_CONVERSATIONS, seed=1)
+    leaked = DatasetDict(train=base["train"], validation=base["validation"], test=base["train"].select([5]))
+    assert any("also in train" in p for p in lint(leaked))
+    one_topic = base["train"].filter(lambda r: r["category"] == "food")
+    missing = lint(DatasetDict(train=one_topic))
+    assert sum("has no conversations" in p for p in missing) == len(FINN.topics) - 1
+
+
+# --- the chat format ---------------------------------------------------------------------
+
+def test_chat_format():
+    row = {"input": "are you hungry?", "output": "yes."}
+    assert chat_text(row) == f"{USER}are you hungry?{END}{ASSISTANT}yes.{END}"
+    prompt = format_chat([{"role": "user", "content": "hi"}], add_generation_prompt=True)
+    assert prompt == f"{USER}hi{END}{ASSISTANT}"
+    assert chat_text(row).startswith(prompt[:0] + USER)
+    with pytest.raises(ValueError, match="unknown role"):
+        format_chat([{"role": "system", "content": "x"}])
+
+
+# --- saving and loading ------------------------------------------------------------------
+
+def test_save_and_load_round_trip(tmp_path):
+    data = generate(MIN_CONVERSATIONS, seed=4)
+    out = save_conversations(data, tmp_path / "finn", progress=False)
+    assert {p.name for p in out.iterdir()} >= {"dataset_dict.json", "train.jsonl", "validation.jsonl", "test.jsonl"}
+    again = load_conversations(out)
+    assert all(again[s].to_dict() == data[s].to_dict() for s in data)
+    lines = (out / "test.jsonl").read_text().splitlines()
+    assert len(lines) == len(data["test"])
+
+
+def test_save_replaces_an_old_data_set_but_never_other_files(tmp_path):
+    out = tmp_path / "finn"
+    save_conversations(generate(MIN_CONVERSATIONS, seed=1), out, progress=False)
+    save_conversations(generate(MIN_CONVERSATIONS, seed=2), out, progress=False)
+    assert load_conversations(out)["train"].to_dict() == generate(MIN_CONVERSATIONS, seed=2)["train"].to_dict()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["finn"]   # no .partial or .old left behind
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "chapter1.txt").write_text("do not lose me")
+    with pytest.raises(FileExistsError, match="not a data set directory"):
+        save_conversations(generate(MIN_CONVERSATIONS), precious, progress=False)
+    assert (precious / "chapter1.txt").read_text() == "do not lose me"
+
+
+def original_format_rows(n=30):
+    "Rows in the format of the original 60K fish data set: input, output, category (+ extras)."
+    return [{"input": f"question {i}?", "output": f"answer {i}.", "category": "food", "id": i} for i in range(n)]
+
+
+def test_load_a_local_copy_in_the_original_format(tmp_path):
+    import json
+    folder = tmp_path / "fish-60k"
+    folder.mkdir()
+    for split, rows in [("train", original_format_rows(30)), ("test", original_format_rows(5))]:
+        with open(folder / f"{split}.jsonl", "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+    data = load_conversations(folder)
+    assert set(data) == {"train", "test"}
+    assert data["train"].column_names == ["input", "output", "category"]   # extra columns dropped
+    assert data["train"][3] == {"input": "question 3?", "output": "answer 3.", "category": "food"}
+
+
+def test_load_hub_style_parquet_and_single_files(tmp_path):
+    (tmp_path / "hub" / "data").mkdir(parents=True)
+    Dataset.from_list(original_format_rows(20)).to_parquet(tmp_path / "hub" / "data" / "train-00000-of-00001.parquet")
+    Dataset.from_list(original_format_rows(4)).to_parquet(tmp_path / "hub" / "data" / "test-00000-of-00001.parquet")
+    hub = load_conversations(tmp_path / "hub")
+    assert (len(hub["train"]), len(hub["test"])) == (20, 4)
+    Dataset.from_list(original_format_rows(7)).to_csv(tmp_path / "one.csv")
+    assert len(load_conversations(tmp_path / "one.csv")["train"]) == 7
+
+
+def test_load_errors_are_clear(tmp_path):
+    Dataset.from_list([{"question": "hi", "answer": "hello"}]).to_json(tmp_path / "wrong.jsonl")
+    with pytest.raises(ValueError, match=r"no column\(s\) \['input', 'output', 'category'\]"):
+        load_conversations(tmp_path / "wrong.jsonl")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ValueError, match="unsupported file type"):
+        load_conversations(tmp_path / "notes.txt")
+    with pytest.raises(FileNotFoundError, match="no data set at"):
+        load_conversations(tmp_path / "missing")
