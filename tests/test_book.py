@@ -1,0 +1,105 @@
+"""The book: table of contents, chapters committed with outputs, set-up cells, exercises, and a real build."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+
+
+def toc_files() -> list[str]:
+    files = [TOC["root"]]
+    for part in TOC.get("parts", []):
+        files += [entry["file"] for entry in part["chapters"]]
+    return files
+
+
+def cells(notebook: Path) -> list[dict]:
+    return json.loads(notebook.read_text())["cells"]
+
+
+def source(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def test_every_toc_entry_exists_and_every_chapter_is_listed():
+    for entry in toc_files():
+        assert (ROOT / f"{entry}.md").exists() or (ROOT / f"{entry}.ipynb").exists(), entry
+    listed = {e for e in toc_files() if e.startswith("chapters/")}
+    assert listed == {f"chapters/{c.stem}" for c in CHAPTERS}
+
+
+def test_config_renders_stored_outputs_and_only_the_toc():
+    assert CONFIG["execute"]["execute_notebooks"] == "off"
+    assert CONFIG["only_build_toc_files"] is True
+    assert CONFIG["repository"]["url"].startswith("https://github.com/")
+    assert CONFIG["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_is_committed_executed_without_errors(notebook):
+    code = [c for c in cells(notebook) if c["cell_type"] == "code" and source(c).strip()]
+    unrun = [source(c)[:60] for c in code if c["execution_count"] is None]
+    assert not unrun, f"{notebook.name}: cells without stored outputs (run `make execute`): {unrun[:3]}"
+    counts = [c["execution_count"] for c in code]
+    assert counts == list(range(1, len(code) + 1)), f"{notebook.name}: not executed top to bottom on a clean kernel"
+    for c in code:
+        for output in c["outputs"]:
+            text = json.dumps(output)
+            assert output["output_type"] != "error" and "Traceback (most recent call last)" not in text, \
+                f"{notebook.name}: a stored output holds an error: {source(c)[:60]!r}"
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_opens_with_a_colab_set_up_cell(notebook):
+    first = next(c for c in cells(notebook) if c["cell_type"] == "code")
+    text = source(first)
+    assert "# NBVAL_SKIP" in text and '"google.colab" in sys.modules' in text
+    url = CONFIG["repository"]["url"]
+    assert f"git+{url}" in text, f"{notebook.name}: the set-up cell must install from {url} (_config.yml)"
+    assert "torch" not in text.replace("PyTorch", ""), "the set-up cell must not (re)install torch"
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_ends_with_exercises_and_hidden_solutions(notebook):
+    solutions = [c for c in cells(notebook) if "### BEGIN SOLUTION" in source(c)]
+    assert len(solutions) >= 3, f"{notebook.name}: fewer than three exercises with solutions"
+    for cell in solutions:
+        assert source(cell).count("### BEGIN SOLUTION") == source(cell).count("### END SOLUTION")
+        assert "hide-input" in cell["metadata"].get("tags", []), "solutions are hidden in the book"
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.name)
+def test_ignored_outputs_still_assert_something(notebook):
+    for cell in cells(notebook):
+        if "NBVAL_IGNORE_OUTPUT" in source(cell):
+            assert re.search(r"^\s*assert ", source(cell), re.M), f"{notebook.name}: {source(cell)[:60]!r}"
+
+
+def test_intro_conversation_comes_from_the_generator():
+    from tinyllm.data import generate
+
+    intro = (ROOT / "book" / "intro.md").read_text()
+    pairs = re.findall(r"> \*\*you:\*\* (.+?)\\\n> \*\*finn:\*\* (.+)", intro)
+    assert len(pairs) >= 3
+    generated = {(r["input"], r["output"]) for ds in generate().values() for r in ds}
+    missing = [p for p in pairs if p not in generated]
+    assert not missing, f"book/intro.md quotes conversations the generator does not produce: {missing}"
+
+
+def test_book_builds_without_warnings(tmp_path):
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    result = subprocess.run([str(jupyter_book), "build", str(ROOT), "--path-output", str(tmp_path),
+                             "-W", "-n", "--keep-going"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    html = tmp_path / "_build" / "html"
+    chapter = (html / "chapters" / "01_data.html").read_text()
+    assert "colab.research.google.com/github/" in chapter      # the launch button
+    assert len(list((html / "_images").glob("*.png"))) >= 3      # the chapter's figures
