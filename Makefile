@@ -37,7 +37,8 @@ execute: $(STAMP)
 
 ## speed against the design's budgets, with baselines measured in the same run
 bench: $(STAMP)
-	$(PY) benchmarks/bench_data.py
+	$(PY) benchmarks/data.py
+	$(PY) benchmarks/tokenizer.py
 
 clean:
 	rm -rf _build

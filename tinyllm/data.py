@@ -8,7 +8,7 @@ __all__ = ['POOLS', 'VOCATIVES', 'OPENERS', 'INTERJECTIONS', 'CLOSERS', 'FINN_TO
            'chat_text', 'held_out_asks', 'split_of', 'balanced_topics', 'generate', 'lint', 'normalize',
            'seen_in_training', 'save_conversations', 'load_conversations']
 
-# %% ../chapters/01_data.ipynb #60da59b1
+# %% ../chapters/01_data.ipynb #60595d93
 import json
 import random
 import re
@@ -21,7 +21,7 @@ from pathlib import Path
 import datasets
 from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
 
-# %% ../chapters/01_data.ipynb #67179a1a
+# %% ../chapters/01_data.ipynb #f9d8682f
 # Words Finn uses to fill the slots in templates. A slot `{food}` picks one of
 # POOLS["food"]; `{food2}` picks a *different* one from the same pool.
 POOLS = {
@@ -67,7 +67,7 @@ CLOSERS = [
     "now i want a snack.", "fish things are simple.",
 ]
 
-# %% ../chapters/01_data.ipynb #0b75d6c1
+# %% ../chapters/01_data.ipynb #71033849
 class Slots(dict):
     """The slot values of one conversation, drawn from the pools on first use.
 
@@ -85,7 +85,7 @@ class Slots(dict):
         value = self[key] = self.rng.choice(unused)
         return value
 
-# %% ../chapters/01_data.ipynb #433841a6
+# %% ../chapters/01_data.ipynb #e767bcef
 def _options(text: str) -> tuple[str, ...]:
     "'a | b | c' -> ('a', 'b', 'c')"
     return tuple(part.strip() for part in text.split("|") if part.strip())
@@ -102,7 +102,7 @@ class Topic:
 def topic(name: str, asks: str, replies: str, tails: str = "") -> Topic:
     return Topic(name, _options(asks), _options(replies), _options(tails))
 
-# %% ../chapters/01_data.ipynb #18ccff13
+# %% ../chapters/01_data.ipynb #bd21d412
 FINN_TOPICS = [
     topic("greeting",
           asks="hi | hello | hey | hey there | good morning | good evening | hi, how are you? | "
@@ -576,7 +576,7 @@ FINN_TOPICS = [
           tails="i am here by the glass. | tomorrow there will be food again."),
 ]
 
-# %% ../chapters/01_data.ipynb #9bdc3a1f
+# %% ../chapters/01_data.ipynb #3b57f46d
 @dataclass(frozen=True)
 class Character:
     name: str                    # lowercase; how people address the character
@@ -593,7 +593,7 @@ class Character:
 FINN = Character(name="finn", topics=FINN_TOPICS, pools=POOLS, vocatives=VOCATIVES,
                  openers=OPENERS, interjections=INTERJECTIONS, closers=CLOSERS)
 
-# %% ../chapters/01_data.ipynb #caf1b16c
+# %% ../chapters/01_data.ipynb #5f5442d8
 def _split_end(text: str) -> tuple[str, str]:
     "'are you hungry?' -> ('are you hungry', '?')"
     body = text.rstrip("?!.")
@@ -663,7 +663,7 @@ def user_message(rng: random.Random, ask: str, character: Character) -> str:
         text = misspell(rng, text)
     return recase(rng, text, character)
 
-# %% ../chapters/01_data.ipynb #5c1e3377
+# %% ../chapters/01_data.ipynb #11554a3a
 def reply(rng: random.Random, topic: Topic, character: Character, slots: Slots) -> str:
     "Compose the character's answer: [sound] core [tail] [closer]."
     parts = []
@@ -683,7 +683,7 @@ def conversation(rng: random.Random, topic: Topic, ask: str, character: Characte
     message = user_message(rng, ask.format_map(slots), character)
     return {"input": message, "output": reply(rng, topic, character, slots), "category": topic.name}
 
-# %% ../chapters/01_data.ipynb #612c22f1
+# %% ../chapters/01_data.ipynb #4dc8a053
 USER, ASSISTANT, END = "<|user|>", "<|assistant|>", "<|end|>"
 ROLE_MARKERS = {"user": USER, "assistant": ASSISTANT}
 
@@ -703,7 +703,7 @@ def chat_text(row: dict[str, str]) -> str:
     return format_chat([{"role": "user", "content": row["input"]},
                         {"role": "assistant", "content": row["output"]}])
 
-# %% ../chapters/01_data.ipynb #6f8fe0b2
+# %% ../chapters/01_data.ipynb #e68a54a1
 UNSEEN_SHARE = 0.025      # conversations with a held-out wording: test only
 VALIDATION_SHARE = 0.05   # of the rest, by hash
 TEST_SHARE = 0.025        # of the rest, by hash
@@ -730,7 +730,7 @@ def balanced_topics(rng: random.Random, topics: list[Topic], n: int) -> list[Top
     rng.shuffle(order)
     return order
 
-# %% ../chapters/01_data.ipynb #ecc44132
+# %% ../chapters/01_data.ipynb #12f29cd2
 def generate(n: int = 60_000, seed: int = 0, character: Character = FINN) -> DatasetDict:
     "n single-turn conversations with `character`, split into train/validation/test."
     if isinstance(n, bool) or not isinstance(n, int) or n < MIN_CONVERSATIONS:
@@ -751,7 +751,7 @@ def generate(n: int = 60_000, seed: int = 0, character: Character = FINN) -> Dat
             splits[split][column].append(value)
     return DatasetDict({name: Dataset.from_dict(columns) for name, columns in splits.items()})
 
-# %% ../chapters/01_data.ipynb #0bfb5869
+# %% ../chapters/01_data.ipynb #136b1051
 REPLY_CHARACTERS = re.compile(r"[a-z0-9 .,?!'\-]+")
 
 
@@ -782,7 +782,7 @@ def lint(data: DatasetDict, character: Character = FINN) -> list[str]:
     problems += [f"train: topic {name!r} has no conversations" for name in sorted(missing)]
     return problems
 
-# %% ../chapters/01_data.ipynb #b32028ee
+# %% ../chapters/01_data.ipynb #cee63d9e
 def normalize(text: str) -> str:
     "Lowercase words only: 'HEY Finn, hungry??' -> 'hey finn hungry'"
     return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
@@ -793,7 +793,7 @@ def seen_in_training(data: DatasetDict, split: str = "test") -> list[bool]:
     train = {normalize(message) for message in data["train"].to_dict()["input"]}
     return [normalize(message) in train for message in data[split].to_dict()["input"]]
 
-# %% ../chapters/01_data.ipynb #1a3b9519
+# %% ../chapters/01_data.ipynb #99c6da86
 REQUIRED_COLUMNS = ["input", "output", "category"]
 _BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
