@@ -39,6 +39,7 @@ execute: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/data.py
 	$(PY) benchmarks/tokenizer.py
+	$(PY) benchmarks/attention.py
 
 clean:
 	rm -rf _build
