@@ -77,6 +77,15 @@ def test_chapter_ends_with_exercises_and_hidden_solutions(notebook):
 
 
 @pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.name)
+def test_nbval_markers_are_written_so_nbval_sees_them(notebook):
+    for cell in cells(notebook):
+        for line in source(cell).splitlines():
+            if "NBVAL_" in line:
+                assert line.strip() in {"# NBVAL_SKIP", "# NBVAL_IGNORE_OUTPUT", "# NBVAL_CHECK_OUTPUT",
+                                        "# NBVAL_RAISES_EXCEPTION"}, f"{notebook.name}: nbval ignores {line!r}"
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.name)
 def test_ignored_outputs_still_assert_something(notebook):
     for cell in cells(notebook):
         if "NBVAL_IGNORE_OUTPUT" in source(cell):
