@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/data.py
 	$(PY) benchmarks/tokenizer.py
 	$(PY) benchmarks/attention.py
+	$(PY) benchmarks/train_throughput.py
 
 clean:
 	rm -rf _build

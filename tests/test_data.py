@@ -113,7 +113,8 @@ def test_user_messages_come_in_many_shapes(rows):
     assert 0.15 < share(lambda m: "finn" in m.lower()) < 0.6
     assert share(lambda m: m.endswith("??")) > 0.05
     assert share(lambda m: not m.endswith(("?", "!", "."))) > 0.1
-    templates = [a for t in FINN.topics for a in t.asks] + FINN.vocatives + FINN.openers
+    templates = [a for t in FINN.topics for a in t.asks + t.keywords] + FINN.vocatives + FINN.openers
+    templates += FINN.generic_asks
     templates += [w for pool in POOLS.values() for w in pool]
     known = {w for text in templates for w in re.findall(r"[a-z']+", text.lower())}
     typo_share = share(lambda m: any(w not in known for w in re.findall(r"[a-z']+", m.lower())))

@@ -16,7 +16,6 @@ from tinyllm import __version__
 
 # Commands of the design's contract that a later chapter brings.
 PLANNED = {
-    "train": ("train a model with a preset (cpu or t4)", "chapter 5 (05_training)"),
     "chat": ("talk to a trained model", "chapter 6 (06_generation)"),
     "eval": ("score a trained model", "chapter 8 (08_evaluation)"),
 }
@@ -33,6 +32,29 @@ def conversation_count(text: str) -> int:
     if n is None or n < MIN_CONVERSATIONS:
         raise argparse.ArgumentTypeError(f"must be a whole number of at least {MIN_CONVERSATIONS:,}, got {text!r}")
     return n
+
+
+def positive(text: str) -> int:
+    "argparse type for --steps."
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+    return int(text)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from tinyllm.train import train_run
+
+    try:
+        trainer = train_run(args.out, preset=args.preset, steps=args.steps, seed=args.seed, resume=args.resume,
+                            device=args.device, data_dir=args.data)
+    except KeyboardInterrupt:
+        print(f"tinyllm train: interrupted; the run was saved in {args.out} — continue it with --resume",
+              file=sys.stderr)
+        return 130
+    last = trainer.log[-1] if trainer.log else {}
+    print(f"trained {trainer.step} steps on {trainer.device.type}: loss {last.get('loss', float('nan')):.3f}, "
+          f"validation loss {last.get('val_loss', float('nan')):.3f}; wrote {args.out}")
+    return 0
 
 
 def run_data(args: argparse.Namespace) -> int:
@@ -61,6 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--n", type=conversation_count, default=60_000, help="number of conversations (default 60000)")
     data.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     data.set_defaults(run=run_data)
+
+    train = commands.add_parser("train", help="train Finn with a preset (chapter 5)",
+                                description="Build the data and tokenizer (or read --data), train a model "
+                                            "with a preset, and write the run directory RUN.")
+    train.add_argument("--preset", required=True, choices=["cpu", "t4"], help="model shape and recipe")
+    train.add_argument("--out", required=True, metavar="RUN", help="run directory to write")
+    train.add_argument("--steps", type=positive, help="optimizer steps (default: the preset's)")
+    train.add_argument("--seed", type=int, default=0, help="random seed for data and training (default 0)")
+    train.add_argument("--resume", action="store_true", help="continue the run in RUN")
+    train.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    train.add_argument("--data", metavar="DIR", help="train on this data set instead of generating one")
+    train.set_defaults(run=run_train)
 
     for name, (summary, chapter) in PLANNED.items():
         planned = commands.add_parser(name, help=f"{summary} — arrives with {chapter}",

@@ -1,0 +1,225 @@
+"""Chapter 5: the training loop (tinyllm/train.py) and `python -m tinyllm train`."""
+import json
+import math
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+import torch
+
+from tinyllm.data import generate
+from tinyllm.model import ModelConfig
+from tinyllm.tokenizer import PAD, Tokenizer, train_tokenizer
+from tinyllm.train import (IGNORE, TRAIN_PRESETS, Example, TrainConfig, Trainer, collate, encode_conversations,
+                           learning_rate, length_buckets, read_run_config, train_run)
+
+TINY_MODEL = dict(n_layers=2, d_model=32, n_heads=4, d_ff=64, context_length=128, dropout=0.1)
+TINY_TRAIN = TrainConfig(steps=20, batch_size=16, lr=3e-3, min_lr=3e-4, warmup_steps=4, log_every=5,
+                         eval_every=10, eval_conversations=32, checkpoint_every=1_000)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return generate(1_000, seed=0)
+
+
+@pytest.fixture(scope="module")
+def tok(data):
+    return train_tokenizer(data, vocab_size=400)
+
+
+def trainer(data, tok, **overrides) -> Trainer:
+    return Trainer(ModelConfig(vocab_size=len(tok), **TINY_MODEL), replace(TINY_TRAIN, **overrides), tok, data,
+                   device="cpu", data_source={"n": 1_000, "seed": 0})
+
+
+def weights(t: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in t.model.state_dict().items()}
+
+
+def test_loss_goes_down(data, tok):
+    t = trainer(data, tok, steps=150, warmup_steps=10, batch_size=32)
+    before = t.evaluate(t.valid_examples)["loss"]
+    t.fit(progress=False)
+    after = t.evaluate(t.valid_examples)["loss"]
+    assert before > 5 and after < 0.75 * before
+
+
+def test_only_reply_tokens_carry_loss(tok):
+    messages = [{"role": "user", "content": "are you hungry?"}]
+    prompt = tok.encode_chat(messages, add_generation_prompt=True)
+    reply = tok.encode("yes. always.") + [tok.special_tokens["<|end|>"]]
+    example = Example(prompt + reply, len(prompt))
+    pad = tok.special_tokens[PAD]
+    inputs, targets = collate([example, Example(example.ids[:5], 3)], pad)
+    scored = targets[0][targets[0] != IGNORE].tolist()
+    assert scored == reply                                   # exactly the reply and its <|end|>
+    assert inputs[0].tolist() == example.ids[:-1]
+    assert targets[1, 4:].tolist() == [IGNORE] * (targets.size(1) - 4)   # padding
+    assert (inputs[1, 4:] == pad).all()
+    _, all_targets = collate([example], pad, reply_only=False)
+    assert all_targets[0].tolist() == example.ids[1:]
+
+
+def test_encoded_conversations_match_the_chat_format(data, tok):
+    rows = data["train"].to_dict()
+    first = encode_conversations(rows, tok)[0]
+    assert tok.decode(first.ids) == f"<|user|>{rows['input'][0]}<|end|><|assistant|>{rows['output'][0]}<|end|>"
+    assert tok.decode(first.ids[first.reply_start:], skip_special=True) == rows["output"][0]
+
+
+def test_length_buckets_cover_every_example_once_with_little_padding(data, tok):
+    examples = encode_conversations(data["train"].to_dict(), tok)
+    batches = length_buckets(examples, 32, seed=1)
+    assert sorted(i for b in batches for i in b) == list(range(len(examples)))
+    lengths = [len(e.ids) for e in examples]
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    assert 1 - sum(lengths) / padded < 0.05
+    assert batches != length_buckets(examples, 32, seed=2)
+    assert batches == length_buckets(examples, 32, seed=1)
+
+
+def test_schedule_values():
+    c = TrainConfig(steps=1_100, lr=1e-3, min_lr=1e-4, warmup_steps=100)
+    assert learning_rate(0, c) == pytest.approx(1e-5)
+    assert learning_rate(49, c) == pytest.approx(5e-4)
+    assert learning_rate(99, c) == pytest.approx(1e-3)
+    assert learning_rate(100, c) == pytest.approx(1e-3)
+    assert learning_rate(600, c) == pytest.approx(5.5e-4)                # halfway down the cosine
+    assert learning_rate(1_100, c) == pytest.approx(1e-4)
+    assert all(learning_rate(s, c) >= learning_rate(s + 1, c) for s in range(100, 1_100))
+
+
+def test_weight_decay_only_on_matrices(data, tok):
+    t = trainer(data, tok)
+    decayed, free = t.optimizer.param_groups
+    assert decayed["weight_decay"] > 0 and all(p.dim() >= 2 for p in decayed["params"])
+    assert free["weight_decay"] == 0 and all(p.dim() < 2 for p in free["params"])
+
+
+def test_checkpoint_round_trip(tmp_path, data, tok, monkeypatch):
+    import tinyllm.train as train_module
+    monkeypatch.setattr(train_module, "load_data", lambda source: data)
+    t = trainer(data, tok, steps=10).fit(tmp_path / "run", progress=False)
+    assert {p.name for p in (tmp_path / "run").iterdir()} == {
+        "model.safetensors", "config.json", "tokenizer.json", "train_log.jsonl", "resume.safetensors", "resume.json"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]        # no .partial or .old left
+    again = Trainer.resume(tmp_path / "run", device="cpu")
+    assert again.step == 10 and again.log == t.log
+    assert all(torch.equal(a, b) for a, b in zip(weights(t).values(), weights(again).values()))
+    assert again.optimizer.state_dict()["state"][0]["exp_avg"].equal(t.optimizer.state_dict()["state"][0]["exp_avg"])
+    assert Tokenizer.load(tmp_path / "run" / "tokenizer.json").merges == tok.merges
+
+
+def test_ctrl_c_saves_and_resume_ends_with_the_same_weights(tmp_path, data, tok, monkeypatch):
+    import tinyllm.train as train_module
+    monkeypatch.setattr(train_module, "load_data", lambda source: data)
+    straight = trainer(data, tok, steps=20).fit(progress=False)                 # dropout on: RNG matters
+    interrupted = trainer(data, tok, steps=20)
+    real_step = interrupted.train_step
+
+    def step_then_ctrl_c():
+        if interrupted.step == 12:
+            raise KeyboardInterrupt
+        return real_step()
+    interrupted.train_step = step_then_ctrl_c
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(tmp_path / "run", progress=False)
+    assert read_run_config(tmp_path / "run")["step"] == 12
+    resumed = Trainer.resume(tmp_path / "run", device="cpu").fit(tmp_path / "run", progress=False)
+    for name, value in weights(straight).items():
+        assert torch.equal(value, weights(resumed)[name]), name
+
+
+def test_a_checkpoint_mid_run_resumes_identically(tmp_path, data, tok, monkeypatch):
+    import tinyllm.train as train_module
+    monkeypatch.setattr(train_module, "load_data", lambda source: data)
+    straight = trainer(data, tok, steps=20).fit(progress=False)
+    # as if Ctrl-C stopped the run at step 16: save there, resume, finish
+    interrupted = trainer(data, tok, steps=20)
+    while interrupted.step < 16:
+        interrupted.train_step()
+    interrupted.save(tmp_path / "cut")
+    resumed = Trainer.resume(tmp_path / "cut", device="cpu").fit(progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(weights(straight).values(), weights(resumed).values()))
+
+
+def test_fp16_autocast_and_grad_scaler_path_runs(data, tok):
+    t = trainer(data, tok, steps=3, amp=True)
+    assert t.amp and t.scaler.is_enabled()
+    t.fit(progress=False)
+    assert all(torch.isfinite(p).all() for p in t.model.parameters())
+    assert math.isfinite(t.evaluate(t.valid_examples)["loss"])
+
+
+def test_evaluation_reports_nats_and_bits_per_byte(data, tok):
+    t = trainer(data, tok)
+    score = t.evaluate(t.valid_examples)
+    assert score["loss"] == pytest.approx(math.log(len(tok)), rel=0.15)   # untrained: about ln V
+    reply_bytes = sum(len(tok.decode(e.ids[e.reply_start:], skip_special=True).encode()) for e in t.valid_examples)
+    tokens = sum(len(e.ids) - e.reply_start for e in t.valid_examples)
+    assert score["bits_per_byte"] == pytest.approx(score["loss"] * tokens / reply_bytes / math.log(2))
+
+
+def test_presets_exist_with_their_model_shapes():
+    assert set(TRAIN_PRESETS) == {"t4", "cpu"}
+    for name in TRAIN_PRESETS:
+        ModelConfig.preset(name, 2304)
+
+
+def test_run_directory_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no run directory"):
+        read_run_config(tmp_path / "missing")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="model.safetensors is missing"):
+        read_run_config(tmp_path / "half")
+    for name in ("model.safetensors", "tokenizer.json"):
+        (tmp_path / "half" / name).write_text("x")
+    (tmp_path / "half" / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="corrupt"):
+        read_run_config(tmp_path / "half")
+    with pytest.raises(ValueError, match="unknown preset"):
+        train_run(tmp_path / "new", preset="gpu")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="--resume"):
+        train_run(tmp_path / "full", preset="cpu")
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "tinyllm", "train", *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_cli_trains_a_few_steps_and_resumes(tmp_path):
+    result = run_cli("--preset", "cpu", "--out", str(tmp_path / "run"), "--steps", "3", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert "trained 3 steps" in result.stdout
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["step"] == 3 and config["train"]["steps"] == 3
+    again = run_cli("--preset", "cpu", "--out", str(tmp_path / "run"), "--steps", "4", "--resume")
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["step"] == 4
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--preset", "gpu", "--out", "x"], "invalid choice: 'gpu'"),
+    (["--preset", "cpu", "--out", "x", "--steps", "0"], "--steps: must be a positive whole number"),
+    (["--preset", "cpu"], "the following arguments are required: --out"),
+])
+def test_cli_bad_arguments_get_one_line(tmp_path, args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert message in result.stderr.strip().splitlines()[-1]
+
+
+def test_cli_refuses_a_non_empty_out_and_a_missing_resume(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    result = run_cli("--preset", "cpu", "--out", str(tmp_path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "already exists and is not empty" in result.stderr
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    result = run_cli("--preset", "cpu", "--out", str(tmp_path / "nothing"), "--resume")
+    assert result.returncode == 1 and "no run directory" in result.stderr
