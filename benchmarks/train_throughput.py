@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from tinyllm.data import generate
 from tinyllm.model import ModelConfig, TinyLM, flops_per_token
-from tinyllm.tokenizer import PAD, train_tokenizer
+from tinyllm.tokenizer import train_tokenizer
 from tinyllm.train import TRAIN_PRESETS, Trainer, collate, pick_device
 
 STEPS, WARMUP, BATCH = 20, 3, 32

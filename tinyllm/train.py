@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from .data import REPLY_CHARACTERS, generate, load_conversations, seen_in_training
-from .model import ModelConfig, TinyLM, flops_per_token
+from .model import ModelConfig, TinyLM
 from .tokenizer import END, PAD, Tokenizer, train_tokenizer
 
 # %% ../chapters/05_training.ipynb #13e58909
