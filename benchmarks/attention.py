@@ -4,24 +4,16 @@ Times the forward pass of `CausalSelfAttention` (the `t4` preset's width: 384, 6
 `return_weights=True` (our path: scores, mask, softmax, weighted sum) and without it (SDPA),
 for several batch sizes at a context of 128 tokens, and prints the ratio hand / SDPA.
 """
-import statistics
-import time
-
 import torch
 
 from tinyllm.attention import CausalSelfAttention
+from timing import median_time
 
 REPEATS = 30
 
 
 def median_seconds(fn) -> float:
-    fn()
-    times = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_time(fn, REPEATS, warmup=True)[0]
 
 
 def main():

@@ -6,23 +6,17 @@ we do not control), and a bare loop drawing the same number of random template
 choices (the least any generator has to do).
 """
 import random
-import statistics
-import time
 
 from datasets import Dataset, DatasetDict
 
 from tinyllm.data import FINN, generate
+from timing import median_time
 
 N, REPEATS, BUDGET_S = 60_000, 5, 3.0
 
 
 def median_seconds(fn) -> float:
-    times = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_time(fn, REPEATS)[0]
 
 
 def bare_choices():

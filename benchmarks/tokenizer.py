@@ -7,25 +7,15 @@ corpus, then encode all 60,000 conversations in the chat format. Each step is ti
 median is reported. Ratios are ours / theirs: below 1.0 means we are faster.
 """
 import os
-import statistics
-import time
 
 from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as HFTokenizer
 
 from tinyllm.data import chat_text, generate
 from tinyllm.tokenizer import PATTERN, SPECIAL_TOKENS, VOCAB_SIZE, Tokenizer
+from timing import median_time
 
 REPEATS = 5
-
-
-def median_time(fn) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def hf_train(texts: list[str], vocab_size: int) -> HFTokenizer:
@@ -53,10 +43,10 @@ def main():
     print(f"corpus: {len(texts):,} texts, {sum(map(len, texts)):,} characters; {len(chats):,} conversations; "
           f"{os.cpu_count()} CPU cores, HF threads: {os.environ.get('RAYON_NUM_THREADS', 'all')}")
     for vocab_size in (VOCAB_SIZE, 4096):
-        ours_train, ours = median_time(lambda: Tokenizer.train(texts, vocab_size))
-        theirs_train, theirs = median_time(lambda: hf_train(texts, vocab_size))
-        ours_encode, ours_ids = median_time(lambda: encode_all(Tokenizer(ours.merges), messages))  # empty caches
-        theirs_encode, theirs_ids = median_time(lambda: [e.ids for e in theirs.encode_batch(chats)])
+        ours_train, ours = median_time(lambda: Tokenizer.train(texts, vocab_size), REPEATS)
+        theirs_train, theirs = median_time(lambda: hf_train(texts, vocab_size), REPEATS)
+        ours_encode, ours_ids = median_time(lambda: encode_all(Tokenizer(ours.merges), messages), REPEATS)  # empty caches
+        theirs_encode, theirs_ids = median_time(lambda: [e.ids for e in theirs.encode_batch(chats)], REPEATS)
         n_ours, n_theirs = sum(map(len, ours_ids)), sum(map(len, theirs_ids))
         print(f"\nvocabulary target {vocab_size}: ours {len(ours)} tokens, theirs {theirs.get_vocab_size()} tokens")
         print(f"  train : ours {ours_train:.3f} s, theirs {theirs_train:.3f} s -> ratio {ours_train / theirs_train:.2f}")

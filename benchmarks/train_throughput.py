@@ -41,44 +41,50 @@ def baseline_attention(self, x, kv_cache=None, return_weights=False):
     return self.proj(self.merge_heads(weights @ v))
 
 
-def baseline_tokens_per_second(trainer: Trainer, device: torch.device) -> float:
+def tokens_per_second(step, device: torch.device) -> float:
+    "Useful tokens per second of `step()` (which trains one batch and returns its useful tokens)."
+    for _ in range(WARMUP):
+        step()
+    synchronize(device)
+    start, useful = time.perf_counter(), 0
+    for _ in range(STEPS):
+        useful += step()
+    synchronize(device)
+    return useful / (time.perf_counter() - start)
+
+
+def synchronize(device: torch.device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def baseline_step_function(trainer: Trainer, device: torch.device):
+    "One step of the original's loop, on its own copy of the model."
     torch.manual_seed(0)
     model = TinyLM(trainer.model.config).to(device)
     for block in model.blocks:
         block.attention.forward = baseline_attention.__get__(block.attention)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    examples, pad = trainer.train_examples, trainer.pad
     rng = random.Random(0)
-    useful, start = 0, None
-    for step in range(WARMUP + STEPS):
-        if step == WARMUP:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start, useful = time.perf_counter(), 0
-        batch = rng.sample(examples, BATCH)
-        inputs, targets = collate(batch, pad, reply_only=False)
-        inputs, targets = inputs.to(device), targets.to(device)
-        _, loss = model(inputs, targets)
+
+    def step() -> int:
+        batch = rng.sample(trainer.train_examples, BATCH)
+        inputs, targets = collate(batch, trainer.pad, reply_only=False)
+        _, loss = model(inputs.to(device), targets.to(device))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         loss.item()                                   # the per-step synchronisation
-        useful += sum(len(e.ids) - 1 for e in batch)
-    return useful / (time.perf_counter() - start)
+        return sum(len(e.ids) - 1 for e in batch)
+    return step
 
 
-def ours_tokens_per_second(trainer: Trainer, device: torch.device) -> float:
-    useful, start = 0, None
-    for step in range(WARMUP + STEPS):
-        if step == WARMUP:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start, useful = time.perf_counter(), 0
-        useful += sum(len(e.ids) - 1 for e in trainer.batch(trainer.step))
+def ours_step_function(trainer: Trainer):
+    def step() -> int:
+        useful = sum(len(e.ids) - 1 for e in trainer.batch(trainer.step))
         trainer.train_step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return useful / (time.perf_counter() - start)
+        return useful
+    return step
 
 
 def matmul_peak(device: torch.device) -> float:
@@ -86,13 +92,11 @@ def matmul_peak(device: torch.device) -> float:
     a, b = torch.randn(2048, 2048, device=device), torch.randn(2048, 2048, device=device)
     for _ in range(3):
         a @ b
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(10):
         a @ b
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)
     return 10 * 2 * 2048 ** 3 / (time.perf_counter() - start)
 
 
@@ -103,8 +107,8 @@ def main():
     for device in devices:
         config = replace(TRAIN_PRESETS["t4"], batch_size=BATCH, warmup_steps=10)
         trainer = Trainer(ModelConfig.preset("t4", len(tok)), config, tok, data, device=device.type)
-        ours = ours_tokens_per_second(trainer, device)
-        baseline = baseline_tokens_per_second(trainer, device)
+        ours = tokens_per_second(ours_step_function(trainer), device)
+        baseline = tokens_per_second(baseline_step_function(trainer, device), device)
         peak, per_token = matmul_peak(device), flops_per_token(trainer.model.config)
         print(f"{device.type}: ours {ours:,.0f} useful tokens/s, baseline {baseline:,.0f} -> "
               f"ratio {ours / baseline:.2f} ({torch.get_num_threads()} CPU threads)")

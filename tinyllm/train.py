@@ -6,7 +6,7 @@ __all__ = ['IGNORE', 'TRAIN_PRESETS', 'RUN_FORMAT', 'RUN_VERSION', 'Example', 'e
            'load_weights', 'load_data', 'course_run_dir', 'train_run', 'preview_reply', 'topic_classifier',
            'in_character_rate']
 
-# %% ../chapters/05_training.ipynb #ebaafd1f
+# %% ../chapters/05_training.ipynb #3b2ef154
 import json
 import math
 import random
@@ -133,7 +133,7 @@ def pick_device(name: str | None = None) -> torch.device:
         return torch.device("mps")
     return torch.device("cpu")
 
-# %% ../chapters/05_training.ipynb #b1002310
+# %% ../chapters/05_training.ipynb #b751600e
 RUN_FORMAT, RUN_VERSION = "tinyllm-run", 1
 
 
@@ -206,7 +206,9 @@ class Trainer:
         c = self.config
         self.model.train()
         running, useful, since = torch.zeros((), device=self.device), 0, time.perf_counter()
-        bar = tqdm(total=c.steps, initial=self.step, desc="training", unit="step", disable=not progress)
+        # at most ~100 refreshes: a notebook's message channel drops messages when flooded
+        bar = tqdm(total=c.steps, initial=self.step, desc="training", unit="step", disable=not progress,
+                   miniters=max(1, (c.steps - self.step) // 100), mininterval=0.5)
         try:
             while self.step < c.steps:
                 loss, n = self.train_step()
@@ -223,7 +225,7 @@ class Trainer:
                         entry["val_loss"] = self.evaluate(self.valid_examples)["loss"]
                         since = time.perf_counter()   # evaluation time is not training throughput
                     self.log.append(entry)
-                    bar.set_postfix(loss=f"{entry['loss']:.3f}", tok_s=f"{entry['tokens_per_s']:,.0f}")
+                    bar.set_postfix(loss=f"{entry['loss']:.3f}", tok_s=f"{entry['tokens_per_s']:,.0f}", refresh=False)
                 if run_dir and self.step % c.checkpoint_every == 0 and self.step < c.steps:
                     self.save(run_dir)
         except KeyboardInterrupt:
