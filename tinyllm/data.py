@@ -6,8 +6,8 @@ __all__ = ['POOLS', 'VOCATIVES', 'OPENERS', 'INTERJECTIONS', 'CLOSERS', 'FINN_TO
            'VALIDATION_SHARE', 'TEST_SHARE', 'MIN_CONVERSATIONS', 'GENERIC_SHARE', 'REPLY_CHARACTERS',
            'REQUIRED_COLUMNS', 'Slots', 'Topic', 'topic', 'Character', 'address', 'punctuate', 'misspell', 'recase',
            'user_message', 'reply', 'conversation', 'format_chat', 'chat_text', 'held_out_asks', 'split_of',
-           'normalize', 'seen_ask', 'balanced_topics', 'generate', 'lint', 'seen_in_training', 'save_conversations',
-           'load_conversations']
+           'normalize', 'seen_ask', 'balanced_topics', 'generate', 'lint', 'seen_in_training', 'replace_directory',
+           'save_conversations', 'load_conversations']
 
 # %% ../chapters/01_data.ipynb #60595d93
 import json
@@ -818,6 +818,16 @@ REQUIRED_COLUMNS = ["input", "output", "category"]
 _BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
+def replace_directory(partial: Path, target: Path):
+    "Swap a fully written directory into place; an interrupted write leaves the old one intact."
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    partial.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def save_conversations(data: DatasetDict, out: str | Path, progress: bool = True) -> Path:
     "Write `data` to directory `out` (save_to_disk + one .jsonl per split), atomically."
     from tqdm.auto import tqdm
@@ -825,7 +835,7 @@ def save_conversations(data: DatasetDict, out: str | Path, progress: bool = True
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not (out / "dataset_dict.json").exists():
         raise FileExistsError(f"{out} is not empty and is not a data set directory; choose another directory")
-    partial, old = out.with_name(out.name + ".partial"), out.with_name(out.name + ".old")
+    partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     bars_were_on = not datasets.are_progress_bars_disabled()
@@ -845,10 +855,7 @@ def save_conversations(data: DatasetDict, out: str | Path, progress: bool = True
     finally:
         if bars_were_on:
             datasets.enable_progress_bars()
-    if out.exists():
-        out.rename(old)
-    partial.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_directory(partial, out)
     return out
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from .data import REPLY_CHARACTERS, generate, load_conversations, seen_in_training
+from .data import REPLY_CHARACTERS, generate, load_conversations, replace_directory, seen_in_training
 from .model import ModelConfig, TinyLM
 from .tokenizer import END, PAD, Tokenizer, train_tokenizer
 
@@ -239,16 +239,6 @@ class Trainer:
         return self
 
 # %% ../chapters/05_training.ipynb #d7770664
-def _replace_directory(partial: Path, target: Path):
-    "Swap a fully written directory into place; an interrupted save leaves the old run intact."
-    old = target.with_name(target.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    partial.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def _save(self, run_dir: str | Path) -> Path:
     "Write the run directory: weights, config, tokenizer, log, and what --resume needs."
     run_dir = Path(run_dir)
@@ -270,7 +260,7 @@ def _save(self, run_dir: str | Path) -> Path:
     save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(partial / "resume.safetensors"))
     (partial / "resume.json").write_text(json.dumps({"param_groups": state["param_groups"],
                                                      "scaler": self.scaler.state_dict()}) + "\n")
-    _replace_directory(partial, run_dir)
+    replace_directory(partial, run_dir)
     return run_dir
 
 
