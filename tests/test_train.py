@@ -29,6 +29,13 @@ def tok(data):
     return train_tokenizer(data, vocab_size=400)
 
 
+@pytest.fixture
+def resume_offline(monkeypatch, data):
+    "Trainer.resume rebuilds the data from the run's source; hand it the small fixture data instead."
+    import tinyllm.train as train_module
+    monkeypatch.setattr(train_module, "load_data", lambda source: data)
+
+
 def trainer(data, tok, **overrides) -> Trainer:
     return Trainer(ModelConfig(vocab_size=len(tok), **TINY_MODEL), replace(TINY_TRAIN, **overrides), tok, data,
                    device="cpu", data_source={"n": 1_000, "seed": 0})
@@ -98,9 +105,7 @@ def test_weight_decay_only_on_matrices(data, tok):
     assert free["weight_decay"] == 0 and all(p.dim() < 2 for p in free["params"])
 
 
-def test_checkpoint_round_trip(tmp_path, data, tok, monkeypatch):
-    import tinyllm.train as train_module
-    monkeypatch.setattr(train_module, "load_data", lambda source: data)
+def test_checkpoint_round_trip(tmp_path, data, tok, resume_offline):
     t = trainer(data, tok, steps=10).fit(tmp_path / "run", progress=False)
     assert {p.name for p in (tmp_path / "run").iterdir()} == {
         "model.safetensors", "config.json", "tokenizer.json", "train_log.jsonl", "resume.safetensors", "resume.json"}
@@ -112,9 +117,7 @@ def test_checkpoint_round_trip(tmp_path, data, tok, monkeypatch):
     assert Tokenizer.load(tmp_path / "run" / "tokenizer.json").merges == tok.merges
 
 
-def test_ctrl_c_saves_and_resume_ends_with_the_same_weights(tmp_path, data, tok, monkeypatch):
-    import tinyllm.train as train_module
-    monkeypatch.setattr(train_module, "load_data", lambda source: data)
+def test_ctrl_c_saves_and_resume_ends_with_the_same_weights(tmp_path, data, tok, resume_offline):
     straight = trainer(data, tok, steps=20).fit(progress=False)                 # dropout on: RNG matters
     interrupted = trainer(data, tok, steps=20)
     real_step = interrupted.train_step
@@ -132,9 +135,7 @@ def test_ctrl_c_saves_and_resume_ends_with_the_same_weights(tmp_path, data, tok,
         assert torch.equal(value, weights(resumed)[name]), name
 
 
-def test_a_checkpoint_mid_run_resumes_identically(tmp_path, data, tok, monkeypatch):
-    import tinyllm.train as train_module
-    monkeypatch.setattr(train_module, "load_data", lambda source: data)
+def test_a_checkpoint_mid_run_resumes_identically(tmp_path, data, tok, resume_offline):
     straight = trainer(data, tok, steps=20).fit(progress=False)
     # as if Ctrl-C stopped the run at step 16: save there, resume, finish
     interrupted = trainer(data, tok, steps=20)

@@ -13,13 +13,14 @@ import random
 import re
 import shutil
 import time
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from .data import REPLY_CHARACTERS, generate, load_conversations, replace_directory, seen_in_training
+from .data import FINN, REPLY_CHARACTERS, generate, load_conversations, replace_directory, seen_in_training
 from .model import ModelConfig, TinyLM
 from .tokenizer import END, PAD, Tokenizer, train_tokenizer
 
@@ -151,7 +152,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
         self.pad = tok.special_tokens[PAD]
         self.train_examples = encode_conversations(data["train"].to_dict(), tok)
-        self.valid_examples = encode_conversations(data["validation"].to_dict(), tok)[:config.eval_conversations]
+        valid = data["validation"].select(range(min(config.eval_conversations, len(data["validation"]))))
+        self.valid_examples = encode_conversations(valid.to_dict(), tok)
         self.step, self.log = 0, []
         self._epoch, self._batches = -1, []
 
@@ -382,16 +384,15 @@ def preview_reply(model: TinyLM, tok: Tokenizer, message: str, max_new_tokens: i
 # %% ../chapters/05_training.ipynb #1a360e95
 def topic_classifier(rows: dict[str, list[str]]):
     "A naive-Bayes topic classifier over the words of training replies: reply text -> topic."
-    counts, totals = {}, {}
+    counts = defaultdict(Counter)   # topic -> word -> how often
     for answer, topic in zip(rows["output"], rows["category"]):
-        for word in re.findall(r"[a-z']+", answer):
-            counts.setdefault(topic, {})[word] = counts.get(topic, {}).get(word, 0) + 1
-            totals[topic] = totals.get(topic, 0) + 1
-    vocabulary = len({w for words in counts.values() for w in words})
+        counts[topic].update(re.findall(r"[a-z']+", answer))
+    totals = {topic: words.total() for topic, words in counts.items()}
+    vocabulary = len(set().union(*counts.values()))
 
     def classify(text: str) -> str:
         words = re.findall(r"[a-z']+", text.lower())
-        return max(counts, key=lambda t: sum(math.log((counts[t].get(w, 0) + 0.1) / (totals[t] + 0.1 * vocabulary))
+        return max(counts, key=lambda t: sum(math.log((counts[t][w] + 0.1) / (totals[t] + 0.1 * vocabulary))
                                              for w in words))
     return classify
 
@@ -402,7 +403,8 @@ def in_character_rate(model: TinyLM, tok: Tokenizer, data, n: int = 300) -> dict
     test = data["test"].to_dict()
     prompts = [(m, t) for m, t, s in zip(test["input"], test["category"], seen_in_training(data)) if not s][:n]
     replies = [preview_reply(model, tok, message) for message, _ in prompts]
-    in_voice = [bool(r) and REPLY_CHARACTERS.fullmatch(r) is not None and 2 <= len(r.split()) <= 40 for r in replies]
+    in_voice = [REPLY_CHARACTERS.fullmatch(r) is not None
+                and FINN.min_reply_words <= len(r.split()) <= FINN.max_reply_words for r in replies]
     on_topic = [classify(r) == t for r, (_, t) in zip(replies, prompts)]
     return {"in_character": sum(v and o for v, o in zip(in_voice, on_topic)) / len(prompts),
             "in_voice": sum(in_voice) / len(prompts), "on_topic": sum(on_topic) / len(prompts),
