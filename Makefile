@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/tokenizer.py
 	$(PY) benchmarks/attention.py
 	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/generate.py
 
 clean:
 	rm -rf _build

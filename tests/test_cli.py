@@ -17,10 +17,10 @@ def test_help_lists_the_whole_contract():
     assert result.returncode == 0
     for command in ("data", "train", "chat", "eval"):
         assert f"    {command} " in result.stdout
-    assert "chapter 6" in result.stdout and "chapter 8" in result.stdout
+    assert "chapter 8" in result.stdout   # eval is not built yet
 
 
-@pytest.mark.parametrize("command, chapter", [("chat", "chapter 6"), ("eval", "chapter 8")])
+@pytest.mark.parametrize("command, chapter", [("eval", "chapter 8")])
 def test_commands_not_built_yet_say_which_chapter_brings_them(command, chapter, capsys):
     assert main([command, "runs/cpu", "--prompt", "hi"]) == 2
     err = capsys.readouterr().err

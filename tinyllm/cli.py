@@ -2,7 +2,8 @@
 
     python -m tinyllm data  --out DIR [--n 60000] [--seed 0]
     python -m tinyllm train --preset cpu|t4 --out RUN [--steps N] [--seed 0]
-    python -m tinyllm chat  RUN [--prompt TEXT ...] [--seed N] [--temperature T]
+    python -m tinyllm chat  RUN [--prompt TEXT ...] [--seed N] [--temperature T] [--top-k K] [--top-p P]
+                                [--max-new-tokens N] [--multi-turn] [--device D]
     python -m tinyllm eval  RUN
 
 Every command is a thin layer over a chapter's module. A user's mistake gets one
@@ -10,13 +11,13 @@ line on stderr and a non-zero exit status, never a traceback. Library modules ar
 imported inside the commands so that `--help` answers at once.
 """
 import argparse
+import itertools
 import sys
 
 from tinyllm import __version__
 
 # Commands of the design's contract that a later chapter brings.
 PLANNED = {
-    "chat": ("talk to a trained model", "chapter 6 (06_generation)"),
     "eval": ("score a trained model", "chapter 8 (08_evaluation)"),
 }
 
@@ -57,6 +58,72 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def non_negative(text: str) -> float:
+    "argparse type for --temperature."
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of at least 0, got {text!r}")
+    return value
+
+
+def probability(text: str) -> float:
+    "argparse type for --top-p."
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}")
+    return value
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    import warnings
+
+    from tinyllm.generate import load
+
+    finn = load(args.run_dir, args.device)
+    given = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, max_new_tokens=args.max_new_tokens)
+    settings = {name: value for name, value in given.items() if value is not None}   # else the chapter's defaults
+    # a warning (an overlong prompt) is one line for the user, not a Python warning with a source line
+    warnings.showwarning = lambda message, *_: print(f"tinyllm chat: warning: {message}", file=sys.stderr)
+    if args.prompt:   # one reply per line, each from the same seed
+        for text in args.prompt:
+            if not text.strip():
+                print("tinyllm chat: an empty --prompt gets an empty line", file=sys.stderr)
+            print(" ".join(finn.reply(text, args.seed, **settings).split()) if text.strip() else "")
+        return 0
+    memory = "keeps the conversation; /reset starts over" if args.multi_turn else "answers each message on its own"
+    print(f"chatting with {args.run_dir} ({memory}); /quit or Ctrl-D leaves", file=sys.stderr)
+    return chat_loop(finn.conversation(**settings), args.multi_turn, args.seed)
+
+
+def chat_loop(chat, multi_turn: bool, seed: int | None) -> int:
+    "The interactive chat: read a line, stream the reply, until /quit or the end of input."
+    for turn in itertools.count():
+        try:
+            text = input("you> ").strip()
+        except EOFError:
+            print(file=sys.stderr)
+            return 0
+        if text == "/quit":
+            return 0
+        if text == "/reset" or not multi_turn:
+            chat.reset()
+        if text == "/reset":
+            print("(a new conversation)")
+        elif not text:
+            print("(say something to the fish, or /quit to leave)")
+        else:
+            print("finn> ", end="", flush=True)
+            for piece in chat.stream(text, None if seed is None else seed + turn):
+                print(piece, end="", flush=True)
+            print()
+
+
 def run_data(args: argparse.Namespace) -> int:
     from tinyllm.data import generate, save_conversations
 
@@ -95,6 +162,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     train.add_argument("--data", metavar="DIR", help="train on this data set instead of generating one")
     train.set_defaults(run=run_train)
+
+    chat = commands.add_parser("chat", help="talk to a trained model (chapter 6)",
+                               description="Chat with the model in the run directory RUN: interactively, "
+                                           "streaming its words, or one reply per --prompt.")
+    chat.add_argument("run_dir", metavar="RUN", help="run directory written by `train`")
+    chat.add_argument("--prompt", action="append", metavar="TEXT",
+                      help="print the reply to TEXT and exit (repeat for several, one reply per line)")
+    chat.add_argument("--seed", type=int, help="random seed: the same seed gives the same replies")
+    chat.add_argument("--temperature", type=non_negative, help="0 is greedy (default: chapter 6's, 0.7)")
+    chat.add_argument("--top-k", type=positive, help="sample from the K likeliest tokens (default 40)")
+    chat.add_argument("--top-p", type=probability, help="nucleus sampling: the probability mass kept (default 0.95)")
+    chat.add_argument("--max-new-tokens", type=positive, help="the longest reply, in tokens (default 64)")
+    chat.add_argument("--multi-turn", action="store_true",
+                      help="keep the conversation as context (Finn trained on single exchanges: see chapter 6)")
+    chat.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    chat.set_defaults(run=run_chat)
 
     for name, (summary, chapter) in PLANNED.items():
         planned = commands.add_parser(name, help=f"{summary} — arrives with {chapter}",

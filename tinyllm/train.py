@@ -6,7 +6,7 @@ __all__ = ['IGNORE', 'TRAIN_PRESETS', 'RUN_FORMAT', 'RUN_VERSION', 'Example', 'e
            'load_weights', 'load_data', 'course_run_dir', 'train_run', 'preview_reply', 'topic_classifier',
            'in_character_rate']
 
-# %% ../chapters/05_training.ipynb #3b2ef154
+# %% ../chapters/05_training.ipynb #6f5b8684
 import json
 import math
 import random
@@ -134,7 +134,7 @@ def pick_device(name: str | None = None) -> torch.device:
         return torch.device("mps")
     return torch.device("cpu")
 
-# %% ../chapters/05_training.ipynb #b751600e
+# %% ../chapters/05_training.ipynb #17deca95
 RUN_FORMAT, RUN_VERSION = "tinyllm-run", 1
 
 
@@ -240,7 +240,7 @@ class Trainer:
             self.save(run_dir)
         return self
 
-# %% ../chapters/05_training.ipynb #d7770664
+# %% ../chapters/05_training.ipynb #9118bf29
 def _save(self, run_dir: str | Path) -> Path:
     "Write the run directory: weights, config, tokenizer, log, and what --resume needs."
     run_dir = Path(run_dir)
@@ -381,7 +381,7 @@ def preview_reply(model: TinyLM, tok: Tokenizer, message: str, max_new_tokens: i
         reply.append(next_id)
     return tok.decode(reply, skip_special=True)
 
-# %% ../chapters/05_training.ipynb #1a360e95
+# %% ../chapters/05_training.ipynb #cd62cd39
 def topic_classifier(rows: dict[str, list[str]]):
     "A naive-Bayes topic classifier over the words of training replies: reply text -> topic."
     counts = defaultdict(Counter)   # topic -> word -> how often

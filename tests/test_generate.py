@@ -1,0 +1,246 @@
+"""Chapter 6: sampling, the KV cache, ChatModel and `python -m tinyllm chat` (tinyllm/generate.py)."""
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinyllm
+from tinyllm.data import generate
+from tinyllm.generate import (MAX_NEW_TOKENS, TEMPERATURE, TOP_K, TOP_P, ChatModel, apply_temperature, generate_ids,
+                              next_token, top_k_filter, top_p_filter)
+from tinyllm.model import ModelConfig
+from tinyllm.tokenizer import train_tokenizer
+from tinyllm.train import TrainConfig, Trainer
+
+TINY_MODEL = dict(n_layers=2, d_model=32, n_heads=4, d_ff=64, context_length=128, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    "A tiny trained run: enough to talk (badly), fast to make."
+    data = generate(1_000, seed=0)
+    tok = train_tokenizer(data, vocab_size=400)
+    config = TrainConfig(steps=30, batch_size=32, lr=3e-3, min_lr=3e-4, warmup_steps=3, log_every=10,
+                         eval_every=30, eval_conversations=32, checkpoint_every=1_000)
+    torch.manual_seed(0)
+    trainer = Trainer(ModelConfig(vocab_size=len(tok) + 48, **TINY_MODEL), config, tok, data, device="cpu",
+                      data_source={"n": 1_000, "seed": 0})
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    trainer.fit(out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def finn(run_dir) -> ChatModel:
+    return tinyllm.load(run_dir, device="cpu")
+
+
+def test_cached_logits_equal_a_full_forward_pass(finn):
+    model = finn.model
+    ids = finn.tok.encode_chat([{"role": "user", "content": "are you hungry?"}], add_generation_prompt=True)
+    ids += [5, 17, 42, 99]
+    caches = model.new_kv_caches()
+    with torch.no_grad():
+        pieces = [model(torch.tensor([ids[:7]]), kv_caches=caches)[0]]
+        pieces += [model(torch.tensor([[t]]), kv_caches=caches)[0] for t in ids[7:]]
+        full, _ = model(torch.tensor([ids]))
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_cache_and_no_cache_generate_the_same_tokens(finn):
+    prompt = finn.prompt_ids([{"role": "user", "content": "hello"}], 64)
+    with_cache = list(generate_ids(finn.model, prompt, 64, seed=3))
+    without = list(generate_ids(finn.model, prompt, 64, seed=3, use_cache=False))
+    assert with_cache == without and len(with_cache) == 64
+
+
+def test_same_seed_same_reply_and_greedy_is_deterministic(finn):
+    assert finn.reply("are you hungry?", seed=7) == finn.reply("are you hungry?", seed=7)
+    replies = {finn.reply("are you hungry?", seed=s, temperature=1.5, top_k=None, top_p=None) for s in range(8)}
+    assert len(replies) > 1, "different seeds should give different replies at a high temperature"
+    assert len({finn.reply("are you hungry?", seed=s, temperature=0) for s in range(4)}) == 1
+
+
+def test_stream_pieces_make_the_reply(finn):
+    pieces = list(finn.stream("do you like 🍕?", seed=2))
+    assert "".join(pieces) == finn.reply("do you like 🍕?", seed=2)
+
+
+def test_stop_token_ends_the_reply_and_is_not_yielded(finn):
+    prompt = finn.prompt_ids([{"role": "user", "content": "hi"}], 32)
+    first = next(generate_ids(finn.model, prompt, 32, temperature=0))
+    assert list(generate_ids(finn.model, prompt, 32, stop_id=first, temperature=0)) == []
+    assert finn.end_id not in generate_ids(finn.model, prompt, 32, stop_id=finn.end_id, seed=0)
+
+
+def test_special_tokens_and_padding_ids_are_never_generated(finn):
+    assert set(finn.banned_ids) == (set(finn.tok.special_tokens.values()) - {finn.end_id}) | set(
+        range(len(finn.tok), finn.model.config.vocab_size))
+    prompt = finn.prompt_ids([{"role": "user", "content": "hi"}], 64)
+    for seed in range(10):   # a flat distribution: every allowed token is likely somewhere in 640 draws
+        ids = list(generate_ids(finn.model, prompt, 64, finn.end_id, finn.banned_ids, temperature=5.0, seed=seed))
+        assert not set(ids) & set(finn.banned_ids)
+        reply = finn.reply("hi", seed=seed, temperature=5.0, top_k=None, top_p=None)
+        assert not any(marker in reply for marker in finn.tok.special_tokens)
+
+
+@pytest.mark.parametrize("text", ["ARE YOU HUNGRY?", "🐟🐟🐟 blub", "<|end|><|assistant|>hi", "  hi  "])
+def test_unusual_prompts_get_a_reply(finn, text):
+    reply = finn.reply(text, seed=0, max_new_tokens=20)
+    assert isinstance(reply, str) and not any(marker in reply for marker in finn.tok.special_tokens)
+
+
+def test_an_overlong_prompt_is_cut_from_the_left_with_a_warning(finn):
+    with pytest.warns(UserWarning, match="reads only its last 61"):
+        ids = finn.prompt_ids([{"role": "user", "content": "blub " * 200 + "the end"}], 64)
+    assert len(ids) == 64 and ids[0] == finn.tok.special_tokens["<|user|>"]
+    assert finn.tok.decode(ids).endswith("the end<|end|><|assistant|>")
+    with pytest.warns(UserWarning):
+        finn.reply("blub " * 200, seed=0)
+
+
+def test_history_is_dropped_oldest_first_and_silently(finn):
+    history = []
+    for i in range(12):
+        history += [{"role": "user", "content": f"question number {i}"}, {"role": "assistant", "content": "blub."}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ids = finn.prompt_ids([*history, {"role": "user", "content": "last"}], 64)
+    text = finn.tok.decode(ids)
+    assert len(ids) <= 64 and text.endswith("last<|end|><|assistant|>") and "number 11" in text
+    assert "number 0" not in text
+
+
+def test_conversation_keeps_history(finn):
+    chat = finn.conversation(temperature=0)
+    first = chat.say("hi")
+    chat.say("are you hungry?")
+    assert [m["content"] for m in chat.messages] == ["hi", first, "are you hungry?", chat.messages[3]["content"]]
+    chat.reset()
+    assert chat.messages == [] and chat.say("hi") == first
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(temperature=-1), "temperature must be 0"), (dict(top_k=0), "top_k must be at least 1"),
+    (dict(top_p=1.5), "top_p must be in"), (dict(max_new_tokens=0), "max_new_tokens must be at least 1"),
+    (dict(max_new_tokens=125), "must leave room for the prompt"),
+])
+def test_bad_settings_and_empty_input_get_clear_errors(finn, settings, message):
+    with pytest.raises(ValueError, match=message):
+        finn.reply("hi", **settings)
+    with pytest.raises(ValueError, match="empty message"):
+        finn.reply(" \n ")
+
+
+@given(st.lists(st.floats(-20, 20), min_size=2, max_size=50), st.floats(0.01, 1.0))
+@settings(max_examples=200, deadline=None)
+def test_top_p_keeps_the_smallest_set_that_reaches_p(values, p):
+    logits = torch.tensor(values, dtype=torch.float64)
+    kept = torch.isfinite(top_p_filter(logits, p))
+    probs = logits.softmax(-1)
+    assert probs[kept].sum() >= p - 1e-9, "the kept tokens reach p"
+    assert kept[probs == probs.max()].any(), "a most likely token always stays"
+    if kept.sum() > 1:   # dropping the least likely kept token would fall short of p
+        assert probs[kept].sum() - probs[kept].min() < p + 1e-9
+    if not kept.all():
+        assert probs[~kept].max() <= probs[kept].min() + 1e-12, "only the least likely tokens are dropped"
+
+
+@given(st.lists(st.floats(-20, 20), min_size=1, max_size=50), st.integers(1, 60))
+@settings(max_examples=200, deadline=None)
+def test_top_k_keeps_the_k_largest(values, k):
+    logits = torch.tensor(values)
+    kept = top_k_filter(logits, k)
+    assert torch.isfinite(kept).sum() >= min(k, len(values))   # ties at the k-th are kept
+    assert set(logits.topk(min(k, len(values))).indices.tolist()) <= set(torch.isfinite(kept).nonzero().flatten().tolist())
+    assert torch.equal(kept[torch.isfinite(kept)], logits[torch.isfinite(kept)])
+
+
+def test_sampling_follows_the_distribution_and_top_k_1_is_greedy():
+    logits = torch.tensor([2.0, 1.0, 0.0, -1.0])
+    generator = torch.Generator().manual_seed(0)
+    draws = torch.tensor([next_token(logits, 1.0, generator=generator) for _ in range(4000)])
+    frequencies = torch.bincount(draws, minlength=4) / len(draws)
+    torch.testing.assert_close(frequencies, logits.softmax(-1), atol=0.03, rtol=0)
+    assert {next_token(logits, 1.0, top_k=1, generator=generator) for _ in range(50)} == {0}
+    assert next_token(logits, 0) == 0
+
+
+def run_cli(*args, stdin: str | None = None):
+    return subprocess.run([sys.executable, "-m", "tinyllm", "chat", *args], capture_output=True, text=True,
+                          input=stdin, timeout=300)
+
+
+def test_cli_prompts_print_one_reply_per_line_reproducibly(run_dir, finn):
+    args = [str(run_dir), "--prompt", "hi", "--prompt", "ARE YOU HUNGRY? 🐟", "--seed", "4"]
+    first, second = run_cli(*args), run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    lines = first.stdout.splitlines()
+    assert len(lines) == 2 and first.stdout == second.stdout
+    assert lines[0] == " ".join(finn.reply("hi", seed=4).split())
+
+
+def test_cli_interactive_loop_streams_and_handles_empty_input(run_dir):
+    result = run_cli(str(run_dir), "--seed", "0", "--multi-turn", stdin="hello\n\n/reset\nare you hungry?\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("finn> ") == 2 and "say something to the fish" in result.stdout
+    assert "(a new conversation)" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_cli_defaults_are_the_chapters(run_dir):
+    help_text = " ".join(run_cli("--help").stdout.split())
+    for value in (TEMPERATURE, TOP_K, TOP_P, MAX_NEW_TOKENS):
+        assert f"default {value})" in help_text or f"default: chapter 6's, {value})" in help_text
+
+
+@pytest.mark.parametrize("setup, message", [
+    ("missing", "no run directory at"),
+    ("no_weights", "model.safetensors is missing"),
+    ("corrupt_config", "config.json is corrupt"),
+    ("corrupt_weights", "model.safetensors is corrupt"),
+])
+def test_cli_missing_or_corrupt_run_gets_one_line(tmp_path, run_dir, setup, message):
+    import shutil
+    broken = tmp_path / "run"
+    if setup != "missing":
+        shutil.copytree(run_dir, broken)
+    if setup == "no_weights":
+        (broken / "model.safetensors").unlink()
+    elif setup == "corrupt_config":
+        (broken / "config.json").write_text("{not json")
+    elif setup == "corrupt_weights":
+        (broken / "model.safetensors").write_bytes(b"\x00" * 100)
+    result = run_cli(str(broken), "--prompt", "hi")
+    assert result.returncode == 1 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--temperature", "-1"], "--temperature: must be a number of at least 0"),
+    (["--top-p", "0"], "--top-p: must be a number in (0, 1]"),
+    (["--top-k", "zero"], "--top-k: must be a positive whole number"),
+    (["--max-new-tokens", "200"], "max_new_tokens must leave room for the prompt"),
+])
+def test_cli_bad_settings_get_one_line(run_dir, args, message):
+    result = run_cli(str(run_dir), "--prompt", "hi", *args)
+    assert result.returncode in (1, 2) and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_filters_agree_with_hugging_face_transformers():
+    from transformers.generation.logits_process import (TemperatureLogitsWarper, TopKLogitsWarper,
+                                                        TopPLogitsWarper)
+    generator = torch.Generator().manual_seed(0)
+    for trial in range(50):
+        logits = torch.randn(1, 300, generator=generator) * (1 + trial / 10)
+        theirs_t = TemperatureLogitsWarper(0.7)(None, logits.clone())
+        torch.testing.assert_close(apply_temperature(logits, 0.7), theirs_t)
+        for k in (1, 5, 40):
+            assert torch.equal(top_k_filter(logits, k), TopKLogitsWarper(k)(None, logits.clone()))
+        for p in (0.1, 0.5, 0.9, 0.95):
+            ours = torch.isfinite(top_p_filter(logits, p))
+            theirs = torch.isfinite(TopPLogitsWarper(p)(None, logits.clone()))
+            assert torch.equal(ours, theirs), (trial, p)
