@@ -12,6 +12,7 @@ imported inside the commands so that `--help` answers at once.
 """
 import argparse
 import itertools
+import math
 import sys
 
 from tinyllm import __version__
@@ -58,26 +59,17 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def non_negative(text: str) -> float:
-    "argparse type for --temperature."
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number of at least 0, got {text!r}")
-    return value
-
-
-def probability(text: str) -> float:
-    "argparse type for --top-p."
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}")
-    return value
+def number(accept, wording: str):
+    "An argparse type for a float that `accept` allows, described as `wording` in the error."
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan   # accepted by no rule
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {wording}, got {text!r}")
+        return value
+    return parse
 
 
 def run_chat(args: argparse.Namespace) -> int:
@@ -170,9 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--prompt", action="append", metavar="TEXT",
                       help="print the reply to TEXT and exit (repeat for several, one reply per line)")
     chat.add_argument("--seed", type=int, help="random seed: the same seed gives the same replies")
-    chat.add_argument("--temperature", type=non_negative, help="0 is greedy (default: chapter 6's, 0.7)")
+    chat.add_argument("--temperature", type=number(lambda t: t >= 0, "a number of at least 0"),
+                      help="0 is greedy (default: chapter 6's, 0.7)")
     chat.add_argument("--top-k", type=positive, help="sample from the K likeliest tokens (default 40)")
-    chat.add_argument("--top-p", type=probability, help="nucleus sampling: the probability mass kept (default 0.95)")
+    chat.add_argument("--top-p", type=number(lambda p: 0 < p <= 1, "a number in (0, 1]"),
+                      help="nucleus sampling: the probability mass kept (default 0.95)")
     chat.add_argument("--max-new-tokens", type=positive, help="the longest reply, in tokens (default 64)")
     chat.add_argument("--multi-turn", action="store_true",
                       help="keep the conversation as context (Finn trained on single exchanges: see chapter 6)")

@@ -86,11 +86,12 @@ def generate_ids(model: TinyLM, prompt: list[int], max_new_tokens: int = 64, sto
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     caches = model.new_kv_caches() if use_cache else None
+    banned = torch.tensor(banned_ids, dtype=torch.long)
     ids, new = list(prompt), list(prompt)
     for _ in range(max_new_tokens):
         logits, _ = model(torch.tensor([new if use_cache else ids], device=device), kv_caches=caches)
         logits = logits[0, -1].float().cpu()
-        logits[list(banned_ids)] = float("-inf")
+        logits[banned] = float("-inf")
         token = next_token(logits, temperature, top_k, top_p, generator)
         if token == stop_id:
             return
@@ -134,7 +135,6 @@ class ChatModel:
         "The reply to `text` (after the earlier messages in `history`), yielded piece by piece as it is generated."
         if not text.strip():
             raise ValueError("say something: Finn cannot answer an empty message")
-        check_settings(temperature, top_k, top_p, max_new_tokens)
         prompt = self.prompt_ids([*history, {"role": "user", "content": text}], max_new_tokens)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         for token in generate_ids(self.model, prompt, max_new_tokens, self.end_id, self.banned_ids,

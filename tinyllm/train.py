@@ -3,7 +3,7 @@
 # %% auto #0
 __all__ = ['IGNORE', 'TRAIN_PRESETS', 'RUN_FORMAT', 'RUN_VERSION', 'Example', 'encode_conversations', 'length_buckets', 'collate',
            'TrainConfig', 'learning_rate', 'make_optimizer', 'pick_device', 'Trainer', 'read_run_config',
-           'load_weights', 'load_data', 'course_run_dir', 'train_run', 'preview_reply', 'topic_classifier',
+           'load_weights', 'load_data', 'course_run_dir', 'train_run', 'preview_reply', 'topic_classifier', 'in_voice',
            'in_character_rate']
 
 # %% ../chapters/05_training.ipynb #6f5b8684
@@ -397,15 +397,20 @@ def topic_classifier(rows: dict[str, list[str]]):
     return classify
 
 
+def in_voice(reply: str) -> bool:
+    "Finn's voice: only the characters his replies use (lowercase, simple punctuation), and his reply length."
+    return (REPLY_CHARACTERS.fullmatch(reply) is not None
+            and FINN.min_reply_words <= len(reply.split()) <= FINN.max_reply_words)
+
+
 def in_character_rate(model: TinyLM, tok: Tokenizer, data, n: int = 300) -> dict[str, float]:
     "Share of replies to up to n unseen-wording test prompts that are in voice and on topic."
     classify = topic_classifier(data["train"].to_dict())
     test = data["test"].to_dict()
     prompts = [(m, t) for m, t, s in zip(test["input"], test["category"], seen_in_training(data)) if not s][:n]
     replies = [preview_reply(model, tok, message) for message, _ in prompts]
-    in_voice = [REPLY_CHARACTERS.fullmatch(r) is not None
-                and FINN.min_reply_words <= len(r.split()) <= FINN.max_reply_words for r in replies]
+    voiced = [in_voice(r) for r in replies]
     on_topic = [classify(r) == t for r, (_, t) in zip(replies, prompts)]
-    return {"in_character": sum(v and o for v, o in zip(in_voice, on_topic)) / len(prompts),
-            "in_voice": sum(in_voice) / len(prompts), "on_topic": sum(on_topic) / len(prompts),
+    return {"in_character": sum(v and o for v, o in zip(voiced, on_topic)) / len(prompts),
+            "in_voice": sum(voiced) / len(prompts), "on_topic": sum(on_topic) / len(prompts),
             "distinct_replies": len(set(replies)) / len(prompts), "prompts": len(prompts)}
