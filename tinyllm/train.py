@@ -2,7 +2,7 @@
 
 # %% auto #0
 __all__ = ['IGNORE', 'TRAIN_PRESETS', 'RUN_FORMAT', 'RUN_VERSION', 'Example', 'encode_conversations', 'length_buckets', 'collate',
-           'TrainConfig', 'learning_rate', 'make_optimizer', 'pick_device', 'Trainer', 'read_run_config',
+           'TrainConfig', 'learning_rate', 'make_optimizer', 'pick_device', 'reply_loss', 'Trainer', 'read_run_config',
            'load_weights', 'load_data', 'course_run_dir', 'train_run', 'preview_reply', 'topic_classifier', 'in_voice',
            'in_character_rate']
 
@@ -138,6 +138,26 @@ def pick_device(name: str | None = None) -> torch.device:
 RUN_FORMAT, RUN_VERSION = "tinyllm-run", 1
 
 
+@torch.no_grad()
+def reply_loss(model: TinyLM, tok: Tokenizer, examples: list[Example], batch_size: int = 128,
+               amp: bool = False) -> dict[str, float]:
+    "Loss on the replies of `examples`: nats per token, and bits per byte of reply text (model left in eval mode)."
+    model.eval()
+    device, pad = next(model.parameters()).device, tok.special_tokens[PAD]
+    nats, tokens = 0.0, 0
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].ids))
+    for start in range(0, len(order), batch_size):
+        inputs, targets = collate([examples[i] for i in order[start:start + batch_size]], pad)
+        inputs, targets = inputs.to(device), targets.to(device)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+            logits, _ = model(inputs)
+        nats += torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten(),
+                                                  ignore_index=IGNORE, reduction="sum").item()
+        tokens += int((targets != IGNORE).sum())
+    reply_bytes = sum(len(tok.decode(e.ids[e.reply_start:], skip_special=True).encode()) for e in examples)
+    return {"loss": nats / tokens, "bits_per_byte": nats / math.log(2) / reply_bytes}
+
+
 class Trainer:
     "A training run: data as tokens, model, optimizer, schedule and log; saved as a run directory."
 
@@ -183,23 +203,11 @@ class Trainer:
         self.step += 1
         return loss.detach(), int((targets != IGNORE).sum())
 
-    @torch.no_grad()
     def evaluate(self, examples: list[Example], batch_size: int = 128) -> dict[str, float]:
-        "Loss on the replies of `examples`: nats per token, and bits per byte of reply text."
-        self.model.eval()
-        nats, tokens = 0.0, 0
-        order = sorted(range(len(examples)), key=lambda i: len(examples[i].ids))
-        for start in range(0, len(order), batch_size):
-            inputs, targets = collate([examples[i] for i in order[start:start + batch_size]], self.pad)
-            inputs, targets = inputs.to(self.device), targets.to(self.device)
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-                logits, _ = self.model(inputs)
-            nats += torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten(),
-                                                      ignore_index=IGNORE, reduction="sum").item()
-            tokens += int((targets != IGNORE).sum())
+        "`reply_loss` of the model being trained; it goes back to training mode afterwards."
+        scores = reply_loss(self.model, self.tok, examples, batch_size, self.amp)
         self.model.train()
-        reply_bytes = sum(len(self.tok.decode(e.ids[e.reply_start:], skip_special=True).encode()) for e in examples)
-        return {"loss": nats / tokens, "bits_per_byte": nats / math.log(2) / reply_bytes}
+        return scores
 
     def fit(self, run_dir: str | Path | None = None, progress: bool = True) -> "Trainer":
         "Train to config.steps, logging, evaluating and checkpointing; Ctrl-C saves before stopping."
