@@ -4,7 +4,7 @@
     python -m tinyllm train --preset cpu|t4 --out RUN [--steps N] [--seed 0]
     python -m tinyllm chat  RUN [--prompt TEXT ...] [--seed N] [--temperature T] [--top-k K] [--top-p P]
                                 [--max-new-tokens N] [--multi-turn] [--device D]
-    python -m tinyllm eval  RUN
+    python -m tinyllm eval  RUN [--prompts 200] [--seeds 3] [--json] [--device D]
 
 Every command is a thin layer over a chapter's module. A user's mistake gets one
 line on stderr and a non-zero exit status, never a traceback. Library modules are
@@ -16,11 +16,6 @@ import math
 import sys
 
 from tinyllm import __version__
-
-# Commands of the design's contract that a later chapter brings.
-PLANNED = {
-    "eval": ("score a trained model", "chapter 8 (08_evaluation)"),
-}
 
 
 def conversation_count(text: str) -> int:
@@ -116,6 +111,20 @@ def chat_loop(chat, multi_turn: bool, seed: int | None) -> int:
             print()
 
 
+def run_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from tinyllm.evaluate import evaluate, scoreboard
+    from tinyllm.generate import load
+    from tinyllm.train import load_data, read_run_config
+
+    chat = load(args.run_dir, args.device)
+    data = load_data(read_run_config(args.run_dir)["data"])
+    results = evaluate(chat, data, n_prompts=args.prompts, seeds=tuple(range(args.seeds)))
+    print(json.dumps(results, indent=2) if args.json else scoreboard({str(args.run_dir): results}))
+    return 0
+
+
 def run_data(args: argparse.Namespace) -> int:
     from tinyllm.data import generate, save_conversations
 
@@ -173,23 +182,22 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     chat.set_defaults(run=run_chat)
 
-    for name, (summary, chapter) in PLANNED.items():
-        planned = commands.add_parser(name, help=f"{summary} — arrives with {chapter}",
-                                      description=f"{summary}. Not built yet: {chapter} brings it.")
-        planned.set_defaults(run=lambda args, chapter=chapter: not_built(args.command, chapter))
+    evaluation = commands.add_parser("eval", help="score a trained model (chapter 8)",
+                                     description="Score the model in RUN with chapter 8's harness on its test "
+                                                 "split: held-out loss, format, persona, novelty, robustness.")
+    evaluation.add_argument("run_dir", metavar="RUN", help="run directory written by `train`")
+    evaluation.add_argument("--prompts", type=positive, default=200,
+                            help="unseen-wording test questions to answer (default 200)")
+    evaluation.add_argument("--seeds", type=positive, default=3, help="sampling seeds to average over (default 3)")
+    evaluation.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    evaluation.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    evaluation.set_defaults(run=run_eval)
     return parser
-
-
-def not_built(command: str, chapter: str) -> int:
-    print(f"tinyllm {command}: not built yet — {chapter} brings it", file=sys.stderr)
-    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)   # a planned command's future options are accepted
-    if extra and args.command not in PLANNED:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args = parser.parse_args(argv)
     try:
         return args.run(args)
     except (OSError, ValueError) as error:  # a user's mistake: one line, no traceback

@@ -1,0 +1,190 @@
+"""Chapter 8: the evaluation harness and `python -m tinyllm eval` (tinyllm/evaluate.py)."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import tinyllm
+from tinyllm.data import FINN, generate
+from tinyllm.evaluate import (OFF_TOPIC, SCOREBOARD, VARIANTS, Reply, deflects, distinct_n, evaluate,
+                              format_problems, held_out_loss, repeats_ngram, sample_replies, score_replies,
+                              scoreboard, topic_vocabulary, unseen_prompts, uses_vocabulary, words)
+from tinyllm.generate import ChatModel
+from tinyllm.model import ModelConfig, TinyLM
+from tinyllm.tokenizer import train_tokenizer
+from tinyllm.train import TrainConfig, Trainer
+
+TINY_MODEL = dict(n_layers=2, d_model=64, n_heads=4, d_ff=128, context_length=128, dropout=0.0)
+FRACTIONS = ["format_ok", "persona", "topic_accuracy", "in_character", "copy_rate", "distinct_1", "distinct_2",
+             "repetition", "robust_uppercase", "robust_typos", "robust_punctuation", "deflection"]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return generate(2_000, seed=0)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, data):
+    "A tiny model trained for a few seconds: it learns Finn's format, not yet his topics."
+    tok = train_tokenizer(data, vocab_size=400)
+    config = TrainConfig(steps=300, batch_size=32, lr=3e-3, min_lr=3e-4, warmup_steps=20, log_every=50,
+                         eval_every=300, eval_conversations=32, checkpoint_every=1_000)
+    torch.manual_seed(0)
+    trainer = Trainer(ModelConfig(vocab_size=len(tok) + 48, **TINY_MODEL), config, tok, data, device="cpu",
+                      data_source={"n": 2_000, "seed": 0})
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    trainer.fit(out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(run_dir) -> ChatModel:
+    return tinyllm.load(run_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def untrained(trained) -> ChatModel:
+    torch.manual_seed(0)
+    return ChatModel(TinyLM(trained.model.config), trained.tok)
+
+
+def reply(text: str, topic: str = "greeting", ended: bool = True) -> Reply:
+    return Reply("hi finn", topic, text, ended)
+
+
+def test_words_match_whole_words_not_substrings():
+    assert words("Hi, I'm thinking!") == ["hi", "i'm", "thinking"]
+    vocabulary = {"greeting": {"hi", "hello"}}
+    assert not uses_vocabulary(reply("i am thinking about this."), vocabulary)
+    assert uses_vocabulary(reply("hi. i am thinking."), vocabulary)
+    assert not uses_vocabulary(reply("hi there", topic="unknown"), vocabulary)
+
+
+def test_topic_vocabulary_keeps_words_few_topics_use():
+    rows = {"output": ["food is good", "water is good", "light is good", "the storm is loud"],
+            "category": ["food", "water", "light", "weather"]}
+    vocabulary = topic_vocabulary(rows, max_topics=1)
+    assert vocabulary == {"food": {"food"}, "water": {"water"}, "light": {"light"}, "weather": {"the", "storm", "loud"}}
+    assert topic_vocabulary(rows, max_topics=4)["food"] == {"food", "is", "good"}
+
+
+@pytest.mark.parametrize("text, ended, problem", [
+    ("food food food", False, "no end-of-turn token"),
+    ("hello <|end|> there", True, "special-token text"),
+    ("Hello there", True, "not lowercase"),
+    ("i like food 🐟", True, "characters the character never uses"),
+    ("hi.", True, "1 words"),
+    (" ".join(["food"] * 41), True, "41 words"),
+])
+def test_format_problems_name_each_rule(text, ended, problem):
+    problems = format_problems(reply(text, ended=ended))
+    assert any(problem in p for p in problems), problems
+    assert format_problems(reply("blub. hi. i am by the glass.")) == []
+
+
+def test_distinct_n_and_repetition():
+    assert distinct_n(["a b c", "a b d"], 1) == pytest.approx(4 / 6)
+    assert distinct_n(["a b c", "a b d"], 2) == pytest.approx(3 / 4)
+    assert distinct_n(["one"], 2) == 0.0
+    assert repeats_ngram("i swim and i swim and rest") and not repeats_ngram("i swim and i rest and swim")
+
+
+def test_score_replies_counts_persona_only_for_well_formed_replies():
+    vocabulary = {"greeting": {"hello"}}
+    replies = [reply("hello. i am here."), reply("hello hello hello", ended=False), reply("i am here.")]
+    scores = score_replies(replies, vocabulary, lambda text: "greeting" if "hello" in text else "food",
+                           training_replies={"i am here."})
+    assert scores["format_ok"] == pytest.approx(2 / 3)
+    assert scores["persona"] == pytest.approx(1 / 3)          # the never-ending one does not count
+    assert scores["topic_accuracy"] == pytest.approx(2 / 3)
+    assert scores["in_character"] == pytest.approx(1 / 3)
+    assert scores["copy_rate"] == pytest.approx(1 / 3)
+
+
+def test_deflection_needs_form_and_a_world_word():
+    assert deflects(Reply("what is 17 times 23?", "", "i do not know numbers. i know water.", True))
+    assert not deflects(Reply("what is 17 times 23?", "", "it is 391, i think.", True))
+    assert not deflects(Reply("what is 17 times 23?", "", "water water water", False))
+    assert FINN.world_words and len(OFF_TOPIC) >= 10
+
+
+def test_variants_change_the_message_but_keep_it_readable():
+    import random
+
+    rng = random.Random(0)
+    message = "what is the meaning of life?"
+    changed = {name: change(message, rng) for name, change in VARIANTS.items()}
+    assert changed["uppercase"] == message.upper()
+    assert changed["typos"] != message and len(changed["typos"].split()) == len(message.split())
+    assert changed["punctuation"].endswith("?!?!")
+
+
+def test_sampled_replies_are_reproducible_and_know_if_they_ended(trained, untrained, data):
+    prompts = unseen_prompts(data, 5)
+    first, again = sample_replies(trained, prompts, seed=3), sample_replies(trained, prompts, seed=3)
+    assert first == again and len(first) == 5
+    assert all(r.ended for r in first)                                    # the tiny run learnt to stop
+    assert not any(r.ended for r in sample_replies(untrained, prompts[:2], seed=0, max_new_tokens=16))
+
+
+def test_held_out_loss_splits_seen_and_unseen(trained, data):
+    losses = held_out_loss(trained, data)
+    assert set(losses) == {"test_loss", "test_loss_seen", "test_loss_unseen", "bits_per_byte"}
+    assert min(losses["test_loss_seen"], losses["test_loss_unseen"]) <= losses["test_loss"] \
+        <= max(losses["test_loss_seen"], losses["test_loss_unseen"])
+
+
+def test_the_harness_tells_an_untrained_model_from_a_trained_one(trained, untrained, data):
+    good = evaluate(trained, data, n_prompts=20, seeds=(0, 1))
+    bad = evaluate(untrained, data, n_prompts=20, seeds=(0, 1))
+    for scores in (good, bad):
+        assert all(0 <= scores[k] <= 1 for k in FRACTIONS)
+        assert all(scores[f"{k}_spread"] >= 0 for k in ["format_ok", "persona", "copy_rate"])
+    assert good["test_loss"] < bad["test_loss"] - 1.0
+    assert good["format_ok"] > bad["format_ok"] + 0.5
+    assert good["deflection"] > bad["deflection"]
+
+
+def test_evaluate_rejects_no_seeds(trained, data):
+    with pytest.raises(ValueError, match="seed"):
+        evaluate(trained, data, seeds=())
+
+
+def test_scoreboard_has_a_row_per_measure_and_a_column_per_model():
+    table = scoreboard({"a": {"test_loss": 1.0, "format_ok": 0.5, "format_ok_spread": 0.01}, "b": {"test_loss": 2.0}})
+    lines = table.splitlines()
+    assert len(lines) == len(SCOREBOARD) + 1 and lines[0].split()[-2:] == ["a", "b"]
+    assert "0.500 ± 0.010" in table and "format ok" in table
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tinyllm", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_eval_cli_prints_json_with_the_contracts_keys(run_dir):
+    result = run("eval", str(run_dir), "--json", "--prompts", "10", "--seeds", "2", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert scores["test_loss"] > 0
+    assert all(0 <= scores[k] <= 1 for k in ["format_ok", "persona", "topic_accuracy", "copy_rate"])
+
+
+def test_eval_cli_prints_the_scoreboard(run_dir):
+    result = run("eval", str(run_dir), "--prompts", "5", "--seeds", "1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].split()[:2] == ["measure", "better"] and "in character" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["does/not/exist"], "does/not/exist"),
+    (["RUN", "--prompts", "0"], "positive whole number"),
+    (["RUN", "--seeds", "two"], "positive whole number"),
+])
+def test_eval_cli_bad_input_gets_one_line(args, message, run_dir):
+    args = [str(run_dir) if a == "RUN" else a for a in args]
+    result = run("eval", *args)
+    assert result.returncode in (1, 2) and message in result.stderr
+    assert "Traceback" not in result.stderr
