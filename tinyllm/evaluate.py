@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .data import FINN, REPLY_CHARACTERS, Character, misspell, normalize, seen_in_training
+from .data import FINN, REPLY_CHARACTERS, Character, misspell, seen_in_training
 from .generate import MAX_NEW_TOKENS, TEMPERATURE, TOP_K, TOP_P, ChatModel, generate_ids
 from .train import encode_conversations, reply_loss, topic_classifier
 
