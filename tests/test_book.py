@@ -92,15 +92,42 @@ def test_ignored_outputs_still_assert_something(notebook):
             assert re.search(r"^\s*assert ", source(cell), re.M), f"{notebook.name}: {source(cell)[:60]!r}"
 
 
+def quoted_pairs(markdown: str, heading: str) -> list[tuple[str, str]]:
+    "The (you, finn) lines quoted in the section of `markdown` under `## heading`."
+    section = markdown.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"> \*\*you:\*\* (.+?)\\\n> \*\*finn:\*\* (.+)", section)
+
+
 def test_intro_conversation_comes_from_the_generator():
     from tinyllm.data import generate
 
-    intro = (ROOT / "book" / "intro.md").read_text()
-    pairs = re.findall(r"> \*\*you:\*\* (.+?)\\\n> \*\*finn:\*\* (.+)", intro)
+    pairs = quoted_pairs((ROOT / "book" / "intro.md").read_text(), "A conversation with Finn")
     assert len(pairs) >= 3
     generated = {(r["input"], r["output"]) for ds in generate().values() for r in ds}
     missing = [p for p in pairs if p not in generated]
     assert not missing, f"book/intro.md quotes conversations the generator does not produce: {missing}"
+
+
+@pytest.mark.parametrize("page, heading", [("book/intro.md", "Finn, trained"),
+                                           ("README.md", "Finn, after five minutes of training on a laptop CPU")])
+def test_quoted_model_replies_are_chapter_6s_stored_transcript(page, heading):
+    pairs = quoted_pairs((ROOT / page).read_text(), heading)
+    assert len(pairs) >= 3
+    stored = "".join("".join(o.get("text", "")) for c in cells(ROOT / "chapters" / "06_generation.ipynb")
+                     if c["cell_type"] == "code" for o in c.get("outputs", []))
+    missing = [(you, finn) for you, finn in pairs if f"you:  {you}\nfinn: {finn}\n" not in stored]
+    assert not missing, f"{page} quotes replies chapter 6 did not produce: {missing}"
+
+
+def test_book_figures_are_the_chapters_own():
+    sys.path.insert(0, str(ROOT / "tools"))
+    from book_figures import FIGURES, stored_png
+
+    for chapter, phrase, name in FIGURES:
+        assert (ROOT / "book" / "images" / name).read_bytes() == stored_png(chapter, phrase), \
+            f"book/images/{name} differs from chapter {chapter}'s figure: run tools/book_figures.py"
+        assert f"images/{name}" in (ROOT / "book" / "intro.md").read_text()
+        assert f"book/images/{name}" in (ROOT / "README.md").read_text()
 
 
 def test_book_builds_without_warnings(tmp_path):

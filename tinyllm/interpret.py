@@ -10,7 +10,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
@@ -70,8 +69,10 @@ def plot_attention(ax, weights: torch.Tensor, labels: list[str], title: str = ""
         ax.set_xticks([]), ax.set_yticks([])
 
 
-def attention_grid(model: TinyLM, tok: Tokenizer, ids: list[int], size: float = 2.4) -> plt.Figure:
-    "Every head's attention map for `ids`: a row per layer, a column per head."
+def attention_grid(model: TinyLM, tok: Tokenizer, ids: list[int], size: float = 2.4):
+    "Every head's attention map for `ids`, as a matplotlib figure: a row per layer, a column per head."
+    import matplotlib.pyplot as plt   # only the figures need matplotlib, not the rest of the library
+
     maps, labels = attention_maps(model, ids), token_labels(tok, ids)
     n_layers, n_heads = maps.shape[:2]
     fig, axes = plt.subplots(n_layers, n_heads, figsize=(size * n_heads, size * n_layers), squeeze=False)
