@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup test book export execute bench clean
+.PHONY: setup test book export execute assignments bench clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ execute: $(STAMP)
 	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 		--ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.record_timing=False \
 		chapters/[0-9][0-9]_*.ipynb
+
+## student versions of every chapter, solutions replaced by placeholders, in _build/assignments/
+assignments: $(STAMP)
+	$(PY) tools/assignments.py
 
 ## speed against the design's budgets, with baselines measured in the same run
 bench: $(STAMP)

@@ -1,0 +1,84 @@
+"""`make assignments` (tools/assignments.py): student versions of the chapters, for teachers."""
+import json
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+from assignments import SOLUTION, placeholder, restore, student_version, write_assignments  # noqa: E402
+
+CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+CHECK_FAILURES = {"NotImplementedError", "NameError", "AssertionError"}
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def source(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def test_placeholders_keep_signatures_and_imports_and_drop_the_work():
+    solution = ('from collections import Counter\n\n\n@decorate\ndef f(x: int) -> int:\n    "Doc."\n'
+                '    return x + 1\n\ny = f(2)\n')
+    stub = placeholder(solution)
+    assert "from collections import Counter" in stub and "def f(x: int) -> int:" in stub and '"Doc."' in stub
+    assert "@decorate" in stub and "return x + 1" not in stub and "f(2)" not in stub
+    assert 'raise NotImplementedError("write `f`")' in stub and "the check below uses: y" in stub
+    compile(stub, "<stub>", "exec")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.name)
+def test_student_version_hides_every_solution_and_keeps_the_rest(chapter):
+    original = load(chapter)
+    student = student_version(original)
+    assert len(student["cells"]) == len(original["cells"])
+    solutions = 0
+    for mine, theirs in zip(student["cells"], original["cells"]):
+        if theirs["cell_type"] != "code":
+            assert mine == theirs                                  # prose untouched
+            continue
+        assert mine["outputs"] == [] and mine["execution_count"] is None
+        blocks = [m[2] for m in SOLUTION.finditer(source(theirs))]
+        solutions += len(blocks)
+        if not blocks:
+            assert source(mine) == source(theirs)                  # checks and set-up untouched
+        for block, stub in zip(blocks, (m[2] for m in SOLUTION.finditer(source(mine)))):
+            assert "NotImplementedError" in stub and stub != block
+    assert solutions >= 3
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.name)
+def test_putting_the_solutions_back_gives_the_chapter_nbval_runs(chapter):
+    "So the checks pass with the solutions in place: `make test` runs exactly this notebook under nbval."
+    original = load(chapter)
+    assert restore(student_version(original), original) == [source(c) for c in original["cells"]]
+
+
+def test_make_assignments_writes_every_chapter(tmp_path):
+    written = write_assignments(tmp_path)
+    assert [p.name for p in written] == [c.name for c in CHAPTERS]
+    assert all(nbformat.validate(nbformat.reads(p.read_text(), as_version=4)) is None for p in written)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS[:4], ids=lambda p: p.name)   # 5-9 train models: minutes each
+def test_with_placeholders_each_check_fails_with_a_message(chapter):
+    student = nbformat.reads(json.dumps(student_version(load(chapter))), as_version=4)
+    NotebookClient(student, timeout=600, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(ROOT / "chapters")}}).execute()
+    cells = student.cells
+    solution_at = [i for i, c in enumerate(cells) if c.cell_type == "code" and "### BEGIN SOLUTION" in c.source]
+    errors = {i: next((o for o in c.get("outputs", []) if o.output_type == "error"), None)
+              for i, c in enumerate(cells) if c.cell_type == "code"}
+    before = [i for i in errors if i < solution_at[0] and errors[i]]
+    assert not before, f"cells {before} fail before the exercises: {[errors[i].ename for i in before]}"
+    for i in solution_at:
+        check = next(j for j in range(i + 1, len(cells)) if cells[j].cell_type == "code")
+        error = errors[check] or errors[i]
+        assert error is not None, f"the check in cell {check} passes without a solution"
+        assert error.ename in CHECK_FAILURES and error.evalue, (error.ename, error.evalue)

@@ -1,0 +1,86 @@
+"""Student versions of the chapters, for teachers (`make assignments`). Hand-written.
+
+Every solution, the code between `### BEGIN SOLUTION` and `### END SOLUTION`, is
+replaced by a placeholder: imports stay, each function keeps its signature and
+docstring with a body that raises NotImplementedError, and any other code becomes
+one `raise NotImplementedError`. The markers stay, so nbgrader (and `restore`)
+can find the solutions' places. Prose and checks are kept; outputs are cleared.
+"""
+import ast
+import copy
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTION = re.compile(r"(### BEGIN SOLUTION\n)(.*?)(### END SOLUTION)", re.DOTALL)
+TODO = "raise NotImplementedError(\"write your solution here, then run the check below\")"
+
+
+def placeholder(solution: str) -> str:
+    "The student's starting point for one solution."
+    tree, lines, out, names, other = ast.parse(solution), solution.splitlines(), [], [], False
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            out += lines[node.lineno - 1:node.end_lineno]
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            out += ["", ""] if out and out[-1] else []
+            start = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+            first = node.body[0]
+            has_docstring = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                and isinstance(first.value.value, str)
+            keep_to = first.end_lineno if has_docstring else first.lineno - 1
+            indent = " " * first.col_offset
+            out += lines[start - 1:keep_to] + [f'{indent}raise NotImplementedError("write `{node.name}`")', ""]
+        else:   # code that computes something: tell the student which names the check reads
+            other = True
+            targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+            names += [t.id for t in targets if isinstance(t, ast.Name)]
+    if other:
+        wanted = ", ".join(dict.fromkeys(names))
+        out += [f"# your code; the check below uses: {wanted}" if wanted else "# your code", TODO]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def student_version(notebook: dict) -> dict:
+    "A copy of `notebook` with every solution replaced by its placeholder and no outputs."
+    student = copy.deepcopy(notebook)
+    for cell in student["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        text = "".join(cell["source"])
+        text = SOLUTION.sub(lambda m: m[1] + placeholder(m[2]) + m[3], text)
+        cell["source"] = text.splitlines(keepends=True)
+        cell["outputs"], cell["execution_count"] = [], None
+        tags = [t for t in cell.get("metadata", {}).get("tags", []) if t != "hide-input"]
+        if tags:
+            cell["metadata"]["tags"] = tags
+        else:
+            cell.get("metadata", {}).pop("tags", None)
+    return student
+
+
+def restore(student: dict, original: dict) -> list[str]:
+    "The cell sources of `student` with the solutions of `original` put back in their places."
+    sources = []
+    for mine, theirs in zip(student["cells"], original["cells"]):
+        solutions = iter(m[2] for m in SOLUTION.finditer("".join(theirs["source"])))
+        sources.append(SOLUTION.sub(lambda m: m[1] + next(solutions) + m[3], "".join(mine["source"])))
+    return sources
+
+
+def write_assignments(out: Path = ROOT / "_build" / "assignments") -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for chapter in sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb")):
+        student = student_version(json.loads(chapter.read_text()))
+        target = out / chapter.name
+        target.write_text(json.dumps(student, indent=1, ensure_ascii=False) + "\n")
+        written.append(target)
+    return written
+
+
+if __name__ == "__main__":
+    done = write_assignments()
+    print(f"wrote {len(done)} student notebooks to {done[0].parent.relative_to(ROOT)}/", file=sys.stderr)
