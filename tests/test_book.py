@@ -136,6 +136,17 @@ def test_book_builds_without_warnings(tmp_path):
                              "-W", "-n", "--keep-going"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     html = tmp_path / "_build" / "html"
-    chapter = (html / "chapters" / "01_data.html").read_text()
-    assert "colab.research.google.com/github/" in chapter      # the launch button
-    assert len(list((html / "_images").glob("*.png"))) >= 3      # the chapter's figures
+    for notebook in CHAPTERS:
+        page_path = html / "chapters" / f"{notebook.stem}.html"
+        page = page_path.read_text()
+        title = re.match(r"# (.+)", source(cells(notebook)[0]))[1]
+        heading = re.escape(title).replace("'", "[’']")   # Sphinx curls apostrophes
+        assert re.search("<h1>" + heading, page), f"{notebook.stem}: the title {title!r} is missing"
+        assert f"colab.research.google.com/github/tinyllm-course/tinyllm/blob/main/chapters/{notebook.name}" in page
+        figures = sum("image/png" in o.get("data", {}) for c in cells(notebook) for o in c.get("outputs", []))
+        images = re.findall(r'<img[^>]+src="([^"]+)"', page)
+        assert len(images) >= figures, f"{notebook.stem}: {figures} stored figures, {len(images)} shown"
+        links = re.findall(r'href="([^"#:]+\.html)(?:#[^"]*)?"', page)
+        for target in images + links:
+            assert (page_path.parent / target).resolve().exists(), f"{notebook.stem}: broken link {target}"
+        assert "Traceback" not in page, f"{notebook.stem}: a traceback is shown on the page"
