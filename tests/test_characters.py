@@ -2,15 +2,13 @@
 import dataclasses
 
 import pytest
-import torch
 
 from tinyllm.characters import MOCHI
 from tinyllm.data import FINN, SLOT, Character, character_problems, check_character, generate, lint, topic
 from tinyllm.evaluate import evaluate
 from tinyllm.generate import ChatModel
-from tinyllm.model import ModelConfig
-from tinyllm.tokenizer import train_tokenizer
-from tinyllm.train import TrainConfig, Trainer
+
+from tiny_runs import tiny_trainer
 
 
 def test_both_characters_pass_the_checks():
@@ -60,14 +58,10 @@ def test_mochi_generates_lints_and_trains_on_a_tiny_budget():
     data = generate(n=2_000, seed=0, character=MOCHI)
     assert lint(data, MOCHI) == []
     assert set(data["train"]["category"]) == {t.name for t in MOCHI.topics}
-    tok = train_tokenizer(data, vocab_size=400)
-    config = TrainConfig(steps=200, batch_size=32, lr=3e-3, min_lr=3e-4, warmup_steps=20, log_every=50,
-                         eval_every=200, eval_conversations=32, checkpoint_every=1_000)
-    torch.manual_seed(0)
     shape = dict(n_layers=2, d_model=64, n_heads=4, d_ff=128, context_length=128, dropout=0.0)
-    trainer = Trainer(ModelConfig(vocab_size=len(tok) + 48, **shape), config, tok, data, device="cpu")
+    trainer = tiny_trainer(data, shape, steps=200, warmup_steps=20, log_every=50)
     first = trainer.evaluate(trainer.valid_examples)["loss"]
     trainer.fit(progress=False)
     assert trainer.evaluate(trainer.valid_examples)["loss"] < first - 1.0
-    scores = evaluate(ChatModel(trainer.model, tok), data, MOCHI, n_prompts=10, seeds=(0,))
+    scores = evaluate(ChatModel(trainer.model, trainer.tok), data, MOCHI, n_prompts=10, seeds=(0,))
     assert scores["format_ok"] > 0.5   # the voice comes first (chapter 8)

@@ -12,9 +12,9 @@ from tinyllm.evaluate import (OFF_TOPIC, SCOREBOARD, VARIANTS, Reply, deflects, 
                               format_problems, held_out_loss, repeats_ngram, sample_replies, score_replies,
                               scoreboard, topic_vocabulary, unseen_prompts, uses_vocabulary, words)
 from tinyllm.generate import ChatModel
-from tinyllm.model import ModelConfig, TinyLM
-from tinyllm.tokenizer import train_tokenizer
-from tinyllm.train import TrainConfig, Trainer
+from tinyllm.model import TinyLM
+
+from tiny_runs import tiny_trainer
 
 TINY_MODEL = dict(n_layers=2, d_model=64, n_heads=4, d_ff=128, context_length=128, dropout=0.0)
 FRACTIONS = ["format_ok", "persona", "topic_accuracy", "in_character", "copy_rate", "distinct_1", "distinct_2",
@@ -29,12 +29,8 @@ def data():
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, data):
     "A tiny model trained for a few seconds: it learns Finn's format, not yet his topics."
-    tok = train_tokenizer(data, vocab_size=400)
-    config = TrainConfig(steps=300, batch_size=32, lr=3e-3, min_lr=3e-4, warmup_steps=20, log_every=50,
-                         eval_every=300, eval_conversations=32, checkpoint_every=1_000)
-    torch.manual_seed(0)
-    trainer = Trainer(ModelConfig(vocab_size=len(tok) + 48, **TINY_MODEL), config, tok, data, device="cpu",
-                      data_source={"n": 2_000, "seed": 0})
+    trainer = tiny_trainer(data, TINY_MODEL, steps=300, warmup_steps=20, log_every=50,
+                           data_source={"n": 2_000, "seed": 0})
     out = tmp_path_factory.mktemp("runs") / "tiny"
     trainer.fit(out, progress=False)
     return out

@@ -12,9 +12,8 @@ import tinyllm
 from tinyllm.data import generate
 from tinyllm.generate import (MAX_NEW_TOKENS, TEMPERATURE, TOP_K, TOP_P, ChatModel, apply_temperature, generate_ids,
                               next_token, top_k_filter, top_p_filter)
-from tinyllm.model import ModelConfig
-from tinyllm.tokenizer import train_tokenizer
-from tinyllm.train import TrainConfig, Trainer
+
+from tiny_runs import tiny_trainer
 
 TINY_MODEL = dict(n_layers=2, d_model=32, n_heads=4, d_ff=64, context_length=128, dropout=0.0)
 
@@ -22,13 +21,8 @@ TINY_MODEL = dict(n_layers=2, d_model=32, n_heads=4, d_ff=64, context_length=128
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     "A tiny trained run: enough to talk (badly), fast to make."
-    data = generate(1_000, seed=0)
-    tok = train_tokenizer(data, vocab_size=400)
-    config = TrainConfig(steps=30, batch_size=32, lr=3e-3, min_lr=3e-4, warmup_steps=3, log_every=10,
-                         eval_every=30, eval_conversations=32, checkpoint_every=1_000)
-    torch.manual_seed(0)
-    trainer = Trainer(ModelConfig(vocab_size=len(tok) + 48, **TINY_MODEL), config, tok, data, device="cpu",
-                      data_source={"n": 1_000, "seed": 0})
+    trainer = tiny_trainer(generate(1_000, seed=0), TINY_MODEL, steps=30, warmup_steps=3, log_every=10,
+                           data_source={"n": 1_000, "seed": 0})
     out = tmp_path_factory.mktemp("runs") / "tiny"
     trainer.fit(out, progress=False)
     return out
