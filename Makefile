@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup test book export execute assignments bench clean
+.PHONY: setup browser test book export execute assignments bench clean
 
 setup: $(STAMP)
 
@@ -16,6 +16,13 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -e .
 	touch $@
+
+## Debian's Chromium for the browser test of the book (needs root or sudo; once per machine)
+browser:
+	command -v chromium >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends chromium; }
 
 ## unit tests, the library-chapters sync check, and every chapter under nbval
 test: $(STAMP)

@@ -28,7 +28,9 @@ from tinyllm.model import ModelConfig, TinyLM, flops_per_token
 from tinyllm.tokenizer import train_tokenizer
 from tinyllm.train import TRAIN_PRESETS, Trainer, collate, pick_device
 
-STEPS, WARMUP, BATCH = 20, 3, 32
+BATCH = 32
+# (timed steps, warm-up steps): a GPU needs longer to see every batch shape once (kernel plans are built per shape)
+STEPS = {"cpu": (20, 3), "cuda": (300, 100), "mps": (100, 20)}
 
 
 def baseline_attention(self, x, kv_cache=None, return_weights=False):
@@ -43,11 +45,12 @@ def baseline_attention(self, x, kv_cache=None, return_weights=False):
 
 def tokens_per_second(step, device: torch.device) -> float:
     "Useful tokens per second of `step()` (which trains one batch and returns its useful tokens)."
-    for _ in range(WARMUP):
+    steps, warmup = STEPS[device.type]
+    for _ in range(warmup):
         step()
     synchronize(device)
     start, useful = time.perf_counter(), 0
-    for _ in range(STEPS):
+    for _ in range(steps):
         useful += step()
     synchronize(device)
     return useful / (time.perf_counter() - start)

@@ -1,32 +1,11 @@
 """The book: table of contents, chapters committed with outputs, set-up cells, exercises, and a real build."""
 import json
 import re
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
-TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
-CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
-
-
-def toc_files() -> list[str]:
-    files = [TOC["root"]]
-    for part in TOC.get("parts", []):
-        files += [entry["file"] for entry in part["chapters"]]
-    return files
-
-
-def cells(notebook: Path) -> list[dict]:
-    return json.loads(notebook.read_text())["cells"]
-
-
-def source(cell: dict) -> str:
-    return "".join(cell["source"])
+from book_pages import CHAPTERS, CONFIG, ROOT, cells, colab_url, source, toc_files
 
 
 def test_every_toc_entry_exists_and_every_chapter_is_listed():
@@ -130,19 +109,15 @@ def test_book_figures_are_the_chapters_own():
         assert f"book/images/{name}" in (ROOT / "README.md").read_text()
 
 
-def test_book_builds_without_warnings(tmp_path):
-    jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    result = subprocess.run([str(jupyter_book), "build", str(ROOT), "--path-output", str(tmp_path),
-                             "-W", "-n", "--keep-going"], capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    html = tmp_path / "_build" / "html"
+def test_book_builds_without_warnings(book_html):
+    "The build itself is the `book_html` fixture (tests/conftest.py): it fails on any warning."
     for notebook in CHAPTERS:
-        page_path = html / "chapters" / f"{notebook.stem}.html"
+        page_path = book_html / "chapters" / f"{notebook.stem}.html"
         page = page_path.read_text()
         title = re.match(r"# (.+)", source(cells(notebook)[0]))[1]
         heading = re.escape(title).replace("'", "[’']")   # Sphinx curls apostrophes
         assert re.search("<h1>" + heading, page), f"{notebook.stem}: the title {title!r} is missing"
-        assert f"colab.research.google.com/github/tinyllm-course/tinyllm/blob/main/chapters/{notebook.name}" in page
+        assert colab_url(notebook) in page
         figures = sum("image/png" in o.get("data", {}) for c in cells(notebook) for o in c.get("outputs", []))
         images = re.findall(r'<img[^>]+src="([^"]+)"', page)
         assert len(images) >= figures, f"{notebook.stem}: {figures} stored figures, {len(images)} shown"

@@ -14,6 +14,7 @@ import argparse
 import itertools
 import math
 import sys
+import time
 
 from tinyllm import __version__
 
@@ -41,6 +42,7 @@ def positive(text: str) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from tinyllm.train import train_run
 
+    start = time.perf_counter()
     try:
         trainer = train_run(args.out, preset=args.preset, steps=args.steps, seed=args.seed, resume=args.resume,
                             device=args.device, data_dir=args.data)
@@ -49,7 +51,8 @@ def run_train(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     last = trainer.log[-1] if trainer.log else {}
-    print(f"trained {trainer.step} steps on {trainer.device.type}: loss {last.get('loss', float('nan')):.3f}, "
+    print(f"trained {trainer.step} steps on {trainer.device.type} in {time.perf_counter() - start:.0f} s "
+          f"(data and tokenizer included): loss {last.get('loss', float('nan')):.3f}, "
           f"validation loss {last.get('val_loss', float('nan')):.3f}; wrote {args.out}")
     return 0
 

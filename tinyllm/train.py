@@ -57,22 +57,23 @@ def length_buckets(examples: list[Example], batch_size: int, seed: int) -> list[
 IGNORE = -100   # PyTorch's "no loss here" target
 
 
-def collate(examples: list[Example], pad_id: int, reply_only: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs and targets for a batch, padded to its longest conversation.
+def collate(examples: list[Example], pad_id: int, reply_only: bool = True,
+            multiple_of: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and targets for a batch, padded to its longest conversation (rounded up to `multiple_of`).
 
     targets[b, t] is the token after inputs[b, t]; padding, and with `reply_only` the user's
     message, get IGNORE so they carry no loss.
     """
     width = max(len(e.ids) for e in examples) - 1
-    inputs = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    targets = torch.full((len(examples), width), IGNORE, dtype=torch.long)
-    for b, e in enumerate(examples):
+    width += -width % multiple_of
+    inputs, targets = [], []
+    for e in examples:
         n = len(e.ids) - 1
-        inputs[b, :n] = torch.tensor(e.ids[:-1])
-        targets[b, :n] = torch.tensor(e.ids[1:])
-        if reply_only:
-            targets[b, :e.reply_start - 1] = IGNORE   # position reply_start-1 predicts the reply's 1st token
-    return inputs, targets
+        start = e.reply_start - 1 if reply_only else 0   # position reply_start-1 predicts the reply's 1st token
+        inputs.append(e.ids[:-1] + [pad_id] * (width - n))
+        targets.append([IGNORE] * start + e.ids[start + 1:] + [IGNORE] * (width - n))
+    # one tensor from Python lists: writing row by row into a tensor costs hundreds of small operations
+    return torch.tensor(inputs), torch.tensor(targets)
 
 # %% ../chapters/05_training.ipynb #55aeda86
 @dataclass
@@ -171,6 +172,7 @@ class Trainer:
         self.amp = self.device.type == "cuda" if config.amp is None else config.amp
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
         self.pad = tok.special_tokens[PAD]
+        self.multiple_of = 8 if self.device.type == "cuda" else 1   # tensor cores like multiples of 8
         self.train_examples = encode_conversations(data["train"].to_dict(), tok)
         valid = data["validation"].select(range(min(config.eval_conversations, len(data["validation"]))))
         self.valid_examples = encode_conversations(valid.to_dict(), tok)
@@ -188,8 +190,9 @@ class Trainer:
 
     def train_step(self) -> tuple[torch.Tensor, int]:
         "One optimizer step; returns the loss (still on the device: no synchronisation) and useful tokens."
-        inputs, targets = collate(self.batch(self.step), self.pad, self.config.reply_only)
-        inputs, targets = inputs.to(self.device), targets.to(self.device)
+        inputs, targets = collate(self.batch(self.step), self.pad, self.config.reply_only, self.multiple_of)
+        useful = int((targets != IGNORE).sum())   # counted before the copy: on the GPU it would mean waiting
+        inputs, targets = inputs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.step, self.config)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
@@ -201,7 +204,7 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
-        return loss.detach(), int((targets != IGNORE).sum())
+        return loss.detach(), useful
 
     def evaluate(self, examples: list[Example], batch_size: int = 128) -> dict[str, float]:
         "`reply_loss` of the model being trained; it goes back to training mode afterwards."

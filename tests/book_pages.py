@@ -1,0 +1,43 @@
+"""What the book tests share: the chapters, the table of contents, and one build of the book."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+
+
+def toc_files() -> list[str]:
+    "The book's pages as the table of contents lists them, without suffix."
+    files = [TOC["root"]]
+    for part in TOC.get("parts", []):
+        files += [entry["file"] for entry in part["chapters"]]
+    return files
+
+
+def cells(notebook: Path) -> list[dict]:
+    return json.loads(notebook.read_text())["cells"]
+
+
+def source(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def colab_url(notebook: Path) -> str:
+    "Where a chapter's launch button must point."
+    repository = CONFIG["repository"]["url"].removeprefix("https://github.com/")
+    return f"https://colab.research.google.com/github/{repository}/blob/main/chapters/{notebook.name}"
+
+
+def build_book(out: Path) -> Path:
+    "Build the book as `make book` does (warnings are errors) into `out`; returns the HTML folder."
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    result = subprocess.run([str(jupyter_book), "build", str(ROOT), "--path-output", str(out),
+                             "-W", "-n", "--keep-going"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out / "_build" / "html"

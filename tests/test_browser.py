@@ -1,0 +1,154 @@
+"""The built book in a real browser: Debian's headless Chromium, driven by Playwright.
+
+Every page of the table of contents is opened from a local HTTP server. A page must show its
+title and headings, raise no JavaScript error, load every image and point its Colab button at
+its own notebook; every link within the book must lead to a page (and an anchor) that exists.
+The test runs offline: requests that leave the server are blocked, and they may only go to the
+two CDNs the book is known to use (MathJax, and the manager that draws ipywidgets).
+A screenshot of each page is saved in _build/screenshots/ for a person to look at.
+
+Chromium comes from `make browser` (Debian's package). Without it the test is skipped, unless
+TINYLLM_BROWSER_TESTS=required (as in CI), where a missing browser fails the test instead.
+"""
+import functools
+import http.server
+import os
+import re
+import shutil
+import threading
+import urllib.request
+from urllib.parse import urldefrag, urlparse
+
+import pytest
+
+from book_pages import CHAPTERS, ROOT, cells, colab_url, source, toc_files
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# no sandbox as root (CI); nothing in the background that would try to reach Google
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+KNOWN_CDNS = {"cdn.jsdelivr.net", "cdnjs.cloudflare.com"}
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+
+if not CHROMIUM and os.environ.get("TINYLLM_BROWSER_TESTS") != "required":
+    pytest.skip("no Chromium: `make browser` installs it", allow_module_level=True)
+playwright = pytest.importorskip("playwright.sync_api")
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def site(book_html):
+    "The built book served over HTTP on a free local port; yields its base URL."
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                             functools.partial(QuietHandler, directory=str(book_html)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert CHROMIUM, "TINYLLM_BROWSER_TESTS=required, but there is no Chromium: run `make browser`"
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+def expected_title(entry: str) -> str:
+    "The first heading of a page's source: a chapter's first Markdown cell, or a Markdown file."
+    notebook = ROOT / f"{entry}.ipynb"
+    text = source(cells(notebook)[0]) if notebook.exists() else (ROOT / f"{entry}.md").read_text()
+    return re.search(r"^# (.+)$", text, re.M)[1]
+
+
+def visit(browser, site: str, entry: str) -> dict:
+    "Open a page, wait for it to load, save a screenshot and report what a reader would run into."
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    external, failed, errors = [], [], []
+
+    def only_local(route):
+        if route.request.url.startswith(site) or route.request.url.startswith("data:"):
+            route.continue_()
+        else:
+            external.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+    page.on("console", lambda message: errors.append((message.text, message.location.get("url", "")))
+            if message.type == "error" else None)
+    page.on("requestfailed", lambda request: failed.append(request.url))
+    page.on("response", lambda response: failed.append(f"{response.status} {response.url}")
+            if response.status >= 400 else None)
+    response = page.goto(f"{site}{entry}.html", wait_until="load")
+    page.wait_for_timeout(300)                 # let deferred scripts run
+    report = {
+        "status": response.status,
+        "title": page.title(),
+        "h1": page.locator("h1").first.inner_text(),
+        "h2": page.locator("h2").count(),
+        "broken_images": page.evaluate(
+            "() => Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"),
+        "images": page.evaluate("() => document.images.length"),
+        "colab": page.evaluate("() => Array.from(document.querySelectorAll('a[href*=\"colab.research\"]'), a => a.href)"),
+        "links": page.evaluate("() => Array.from(document.querySelectorAll('a[href]'), a => a.href)"),
+        "external": external,
+        "failed": [f for f in failed if f not in external],
+        # a blocked request shows up as a console error about that resource: not the page's fault
+        "errors": [e if isinstance(e, str) else e[0] for e in errors
+                   if isinstance(e, str) or e[1] not in external],
+    }
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        page.screenshot(path=str(SCREENSHOTS / f"{entry.replace('/', '_')}.png"), full_page=True)
+    except playwright.Error:   # headless Chromium now and then fails to capture a very tall page: once more
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(SCREENSHOTS / f"{entry.replace('/', '_')}.png"), full_page=True)
+    page.close()
+    return report
+
+
+@pytest.fixture(scope="module")
+def pages(site, browser) -> dict[str, dict]:
+    return {entry: visit(browser, site, entry) for entry in toc_files()}
+
+
+@pytest.mark.parametrize("entry", toc_files())
+def test_page_loads_with_its_title_and_no_errors(pages, entry):
+    page = pages[entry]
+    title = expected_title(entry)
+    assert page["status"] == 200
+    assert page["title"].startswith(title.replace("'", "’")) or page["title"].startswith(title), page["title"]
+    assert page["h1"].replace("’", "'").startswith(title.replace("’", "'")), page["h1"]
+    assert not page["errors"], f"{entry}: JavaScript errors: {page['errors']}"
+    assert not page["failed"], f"{entry}: requests that failed: {page['failed']}"
+    assert not page["broken_images"], f"{entry}: images that did not load: {page['broken_images']}"
+    outside = {urlparse(url).hostname for url in page["external"]}
+    assert outside <= KNOWN_CDNS, f"{entry}: the page needs {outside - KNOWN_CDNS}"
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_page_shows_its_figures_and_launches_its_own_notebook(pages, notebook):
+    page = pages[f"chapters/{notebook.stem}"]
+    figures = sum("image/png" in o.get("data", {}) for c in cells(notebook) for o in c.get("outputs", []))
+    assert page["images"] >= figures
+    assert page["h2"] >= 3, f"{notebook.stem}: only {page['h2']} section headings"
+    assert page["colab"] and set(page["colab"]) == {colab_url(notebook)}, page["colab"]
+
+
+def test_every_link_within_the_book_resolves(pages, site):
+    targets = {link for page in pages.values() for link in page["links"] if link.startswith(site)}
+    html = {}
+    for target in sorted(targets):
+        address, anchor = urldefrag(target)
+        if address not in html:
+            with urllib.request.urlopen(address) as response:   # raises on 404
+                html[address] = response.read().decode()
+        if anchor:
+            assert f'id="{anchor}"' in html[address], f"{target}: no such anchor"
+    assert len(html) >= len(toc_files())

@@ -1,0 +1,75 @@
+"""A Colab-like run: a fresh virtual environment that has PyTorch and nothing of the course.
+
+Colab comes with PyTorch. A chapter's first cell must install the course on top of it without
+replacing it, and then the chapter must run. Here a new virtual environment gets the course's
+torch and a notebook kernel (ipykernel) only. The set-up cell runs as it would in Colab: a
+`google.colab` module is faked, and the repository's GitHub address is replaced by a copy of this
+checkout. The package registry is still needed, as in Colab.
+"""
+import json
+import shutil
+import subprocess
+import sys
+import types
+
+import nbformat
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+
+from book_pages import CONFIG, ROOT
+
+TORCH = "torch==2.13.0"          # the pin of requirements.txt: Colab's own torch, in this test
+CHAPTERS = ["01_data", "04_transformer"]
+PRETEND_COLAB = 'import sys, types\nsys.modules["google.colab"] = types.ModuleType("google.colab")'
+
+
+def installed(python) -> dict[str, str]:
+    "Package name -> version in the environment of `python`."
+    listing = subprocess.run([str(python), "-m", "pip", "list", "--format=json"], capture_output=True, text=True,
+                             check=True).stdout
+    return {package["name"].lower(): package["version"] for package in json.loads(listing)}
+
+
+@pytest.fixture(scope="module")
+def colab(tmp_path_factory):
+    "A virtual environment with torch and ipykernel, a kernel for it, and the course's source."
+    home = tmp_path_factory.mktemp("colab")
+    subprocess.run([sys.executable, "-m", "venv", str(home / "venv")], check=True)
+    python = home / "venv" / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "-q", TORCH, "ipykernel"], check=True, timeout=900)
+    kernel = home / "kernels" / "colab-like"
+    kernel.mkdir(parents=True)
+    (kernel / "kernel.json").write_text(json.dumps({
+        "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Colab-like", "language": "python"}))
+    source = home / "tinyllm-source"               # what `git clone` of the repository would give pip
+    shutil.copytree(ROOT / "tinyllm", source / "tinyllm", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    return types.SimpleNamespace(home=home, python=python, source=source, before=installed(python),
+                                 kernels=KernelSpecManager(kernel_dirs=[str(home / "kernels")]))
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_installs_the_course_keeps_torch_and_runs(colab, chapter):
+    notebook = nbformat.read(ROOT / "chapters" / f"{chapter}.ipynb", as_version=4)
+    setup = next(c for c in notebook.cells if c.cell_type == "code")
+    github = f"git+{CONFIG['repository']['url']}"
+    assert github in setup.source
+    setup.source = setup.source.replace(github, colab.source.as_uri())
+    notebook.cells.insert(0, nbformat.v4.new_code_cell(PRETEND_COLAB))
+    workdir = colab.home / "course" / "chapters"    # chapters write data/ and runs/ beside chapters/
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    manager = KernelManager(kernel_name="colab-like", kernel_spec_manager=colab.kernels)
+    NotebookClient(notebook, km=manager, timeout=900, resources={"metadata": {"path": str(workdir)}}).execute()
+
+    after = installed(colab.python)
+    assert after["torch"] == colab.before["torch"], f"the set-up cell replaced torch {colab.before['torch']}"
+    assert not [name for name in after if name.startswith("nvidia-")], "the set-up cell pulled in CUDA"
+    assert "tinyllm" in after
+    located = subprocess.run([str(colab.python), "-c", "import tinyllm; print(tinyllm.__file__)"], cwd=colab.home,
+                             capture_output=True, text=True, check=True).stdout
+    assert str(colab.home / "venv") in located, f"the chapter used another tinyllm: {located}"
