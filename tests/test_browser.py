@@ -20,6 +20,7 @@ import urllib.request
 from urllib.parse import urldefrag, urlparse
 
 import pytest
+from playwright import sync_api as playwright
 
 from book_pages import CHAPTERS, ROOT, cells, colab_url, source, toc_files
 
@@ -32,7 +33,6 @@ SCREENSHOTS = ROOT / "_build" / "screenshots"
 
 if not CHROMIUM and os.environ.get("TINYLLM_BROWSER_TESTS") != "required":
     pytest.skip("no Chromium: `make browser` installs it", allow_module_level=True)
-playwright = pytest.importorskip("playwright.sync_api")
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
