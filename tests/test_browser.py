@@ -104,11 +104,12 @@ def visit(browser, site: str, entry: str) -> dict:
                    if isinstance(e, str) or e[1] not in external],
     }
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    screenshot = SCREENSHOTS / f"{entry.replace('/', '_')}.png"
     try:
-        page.screenshot(path=str(SCREENSHOTS / f"{entry.replace('/', '_')}.png"), full_page=True)
+        page.screenshot(path=screenshot, full_page=True)
     except playwright.Error:   # headless Chromium now and then fails to capture a very tall page: once more
         page.wait_for_timeout(1000)
-        page.screenshot(path=str(SCREENSHOTS / f"{entry.replace('/', '_')}.png"), full_page=True)
+        page.screenshot(path=screenshot, full_page=True)
     page.close()
     return report
 
