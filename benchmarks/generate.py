@@ -15,7 +15,7 @@ import torch
 
 from timing import median_time
 from tinyllm.generate import generate_ids
-from tinyllm.model import PRESETS, ModelConfig, TinyLM
+from tinyllm.model import ModelConfig, TinyLM
 
 NEW_TOKENS, PROMPT_TOKENS, REPEATS = 64, 16, 5
 

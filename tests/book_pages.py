@@ -1,5 +1,6 @@
 """What the book tests share: the chapters, the table of contents, and one build of the book."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,18 @@ def cells(notebook: Path) -> list[dict]:
 
 def source(cell: dict) -> str:
     return "".join(cell["source"])
+
+
+def title(entry: str) -> str:
+    "A page's first heading, from its source: a chapter's first Markdown cell, or a Markdown file."
+    notebook = ROOT / f"{entry}.ipynb"
+    text = source(cells(notebook)[0]) if notebook.exists() else (ROOT / f"{entry}.md").read_text()
+    return re.search(r"^# (.+)$", text, re.M)[1]
+
+
+def stored_figures(notebook: Path) -> int:
+    "How many figures (PNG outputs) a chapter has stored."
+    return sum("image/png" in o.get("data", {}) for c in cells(notebook) for o in c.get("outputs", []))
 
 
 def colab_url(notebook: Path) -> str:

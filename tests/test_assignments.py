@@ -7,20 +7,16 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-ROOT = Path(__file__).resolve().parent.parent
+from book_pages import CHAPTERS, ROOT, source
+
 sys.path.insert(0, str(ROOT / "tools"))
 from assignments import SOLUTION, placeholder, restore, student_version, write_assignments  # noqa: E402
 
-CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
 CHECK_FAILURES = {"NotImplementedError", "NameError", "AssertionError"}
 
 
 def load(path: Path) -> dict:
     return json.loads(path.read_text())
-
-
-def source(cell: dict) -> str:
-    return "".join(cell["source"])
 
 
 def test_placeholders_keep_signatures_and_imports_and_drop_the_work():

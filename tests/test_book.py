@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from book_pages import CHAPTERS, CONFIG, ROOT, cells, colab_url, source, toc_files
+from book_pages import CHAPTERS, CONFIG, ROOT, cells, colab_url, source, stored_figures, title, toc_files
 
 
 def test_every_toc_entry_exists_and_every_chapter_is_listed():
@@ -114,11 +114,11 @@ def test_book_builds_without_warnings(book_html):
     for notebook in CHAPTERS:
         page_path = book_html / "chapters" / f"{notebook.stem}.html"
         page = page_path.read_text()
-        title = re.match(r"# (.+)", source(cells(notebook)[0]))[1]
-        heading = re.escape(title).replace("'", "[’']")   # Sphinx curls apostrophes
-        assert re.search("<h1>" + heading, page), f"{notebook.stem}: the title {title!r} is missing"
+        heading = title(f"chapters/{notebook.stem}")
+        pattern = re.escape(heading).replace("'", "[’']")   # Sphinx curls apostrophes
+        assert re.search("<h1>" + pattern, page), f"{notebook.stem}: the title {heading!r} is missing"
         assert colab_url(notebook) in page
-        figures = sum("image/png" in o.get("data", {}) for c in cells(notebook) for o in c.get("outputs", []))
+        figures = stored_figures(notebook)
         images = re.findall(r'<img[^>]+src="([^"]+)"', page)
         assert len(images) >= figures, f"{notebook.stem}: {figures} stored figures, {len(images)} shown"
         links = re.findall(r'href="([^"#:]+\.html)(?:#[^"]*)?"', page)

@@ -13,7 +13,6 @@ TINYLLM_BROWSER_TESTS=required (as in CI), where a missing browser fails the tes
 import functools
 import http.server
 import os
-import re
 import shutil
 import threading
 import urllib.request
@@ -22,7 +21,7 @@ from urllib.parse import urldefrag, urlparse
 import pytest
 from playwright import sync_api as playwright
 
-from book_pages import CHAPTERS, ROOT, cells, colab_url, source, toc_files
+from book_pages import CHAPTERS, ROOT, colab_url, stored_figures, title, toc_files
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # no sandbox as root (CI); nothing in the background that would try to reach Google
@@ -57,13 +56,6 @@ def browser():
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield browser
         browser.close()
-
-
-def expected_title(entry: str) -> str:
-    "The first heading of a page's source: a chapter's first Markdown cell, or a Markdown file."
-    notebook = ROOT / f"{entry}.ipynb"
-    text = source(cells(notebook)[0]) if notebook.exists() else (ROOT / f"{entry}.md").read_text()
-    return re.search(r"^# (.+)$", text, re.M)[1]
 
 
 def visit(browser, site: str, entry: str) -> dict:
@@ -122,10 +114,10 @@ def pages(site, browser) -> dict[str, dict]:
 @pytest.mark.parametrize("entry", toc_files())
 def test_page_loads_with_its_title_and_no_errors(pages, entry):
     page = pages[entry]
-    title = expected_title(entry)
+    heading = title(entry)
     assert page["status"] == 200
-    assert page["title"].startswith(title.replace("'", "’")) or page["title"].startswith(title), page["title"]
-    assert page["h1"].replace("’", "'").startswith(title.replace("’", "'")), page["h1"]
+    assert page["title"].startswith(heading.replace("'", "’")) or page["title"].startswith(heading), page["title"]
+    assert page["h1"].replace("’", "'").startswith(heading.replace("’", "'")), page["h1"]
     assert not page["errors"], f"{entry}: JavaScript errors: {page['errors']}"
     assert not page["failed"], f"{entry}: requests that failed: {page['failed']}"
     assert not page["broken_images"], f"{entry}: images that did not load: {page['broken_images']}"
@@ -136,8 +128,7 @@ def test_page_loads_with_its_title_and_no_errors(pages, entry):
 @pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.name)
 def test_chapter_page_shows_its_figures_and_launches_its_own_notebook(pages, notebook):
     page = pages[f"chapters/{notebook.stem}"]
-    figures = sum("image/png" in o.get("data", {}) for c in cells(notebook) for o in c.get("outputs", []))
-    assert page["images"] >= figures
+    assert page["images"] >= stored_figures(notebook)
     assert page["h2"] >= 3, f"{notebook.stem}: only {page['h2']} section headings"
     assert page["colab"] and set(page["colab"]) == {colab_url(notebook)}, page["colab"]
 
