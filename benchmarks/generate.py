@@ -16,6 +16,7 @@ import torch
 from timing import median_time
 from tinyllm.generate import generate_ids
 from tinyllm.model import ModelConfig, TinyLM
+from tinyllm.tokenizer import VOCAB_SIZE
 
 NEW_TOKENS, PROMPT_TOKENS, REPEATS = 64, 16, 5
 
@@ -37,8 +38,8 @@ def main():
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {NEW_TOKENS} new tokens")
     for preset in ("cpu", "t4"):
         torch.manual_seed(0)
-        model = TinyLM(ModelConfig.preset(preset, 2304)).eval()
-        prompt = torch.randint(0, 2304, (PROMPT_TOKENS,)).tolist()
+        model = TinyLM(ModelConfig.preset(preset, VOCAB_SIZE)).eval()
+        prompt = torch.randint(0, VOCAB_SIZE, (PROMPT_TOKENS,)).tolist()
         sample = dict(temperature=0.7, top_k=40, seed=0)
         runs = {"cached": lambda: list(generate_ids(model, prompt, NEW_TOKENS, **sample)),
                 "uncached": lambda: list(generate_ids(model, prompt, NEW_TOKENS, use_cache=False, **sample)),

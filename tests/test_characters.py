@@ -65,3 +65,15 @@ def test_mochi_generates_lints_and_trains_on_a_tiny_budget():
     assert trainer.evaluate(trainer.valid_examples)["loss"] < first - 1.0
     scores = evaluate(ChatModel(trainer.model, trainer.tok), data, MOCHI, n_prompts=10, seeds=(0,))
     assert scores["format_ok"] > 0.5   # the voice comes first (chapter 8)
+
+
+def test_generate_explains_a_topic_whose_every_wording_spells_out_the_held_out_one():
+    "'hi, mochi' is 'hi' with a name: if 'hi' is held out, training has nothing left to ask about the topic."
+    spec = dataclasses.replace(MOCHI, topics=MOCHI.topics + [topic("hello", asks="hi | hi, mochi", replies="mrrp.")])
+    errors = []
+    for seed in range(10):
+        try:
+            generate(1_000, seed, spec)
+        except ValueError as error:
+            errors.append(str(error))
+    assert errors and all("hello" in e and "held-out" in e for e in errors)

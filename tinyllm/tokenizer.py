@@ -212,7 +212,7 @@ class Tokenizer:
         return self.special_names[i].encode() if i in self.special_names else self.vocab[i]
 
 # %% ../chapters/02_tokenizer.ipynb #97a0f0c8
-VOCAB_SIZE = 2304   # chosen in chapter 2 from the compression curve
+VOCAB_SIZE = 2560   # chosen in chapter 2 from the compression curve
 
 # %% ../chapters/02_tokenizer.ipynb #6e50f2e7
 def train_tokenizer(data, vocab_size: int = VOCAB_SIZE) -> Tokenizer:
