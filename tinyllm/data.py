@@ -1163,11 +1163,11 @@ def dressed_forms(wording: str, character: Character) -> set[str]:
     return {h} | {f"{x} {h}" for x in before} | {f"{h} {x}" for x in after}
 
 
-def seen_ask(rng: random.Random, topic: Topic, asks: list[str], character: Character, held_out: str) -> str:
+def seen_ask(rng: random.Random, topic: Topic, asks: list[str], character: Character, held_out: set[str]) -> str:
     "A question training may see: a generic one with a keyword of the topic, or one of the topic's own."
     if topic.keywords and rng.random() < GENERIC_SHARE:
         ask = rng.choice(character.generic_asks).replace("{keyword}", rng.choice(topic.keywords))
-        if normalize(ask) not in dressed_forms(held_out, character):
+        if normalize(ask) not in held_out:   # `held_out`: the dressed forms of the topic's held-out wording
             return ask
     return rng.choice(asks)
 
@@ -1188,7 +1188,8 @@ def generate(n: int = 60_000, seed: int = 0, character: Character = FINN) -> Dat
     held_out = held_out_asks(character, seed)
     # what training must never show: a held-out wording, even inside another ask ("hey hey" for "hey")
     # or produced by another topic ("do you know what {human_thing} is?" with "money")
-    blocked = set().union(*(dressed_forms(ask, character) for ask in held_out.values()))
+    forms = {name: dressed_forms(ask, character) for name, ask in held_out.items()}
+    blocked = set().union(*forms.values())
     seen_asks = {t.name: [a for a in t.asks if normalize(a) not in blocked] for t in character.topics}
     if empty := [name for name, asks in seen_asks.items() if not asks]:
         raise ValueError(f"every way to ask about {', '.join(empty)} spells out a held-out one: add different wordings")
@@ -1199,9 +1200,9 @@ def generate(n: int = 60_000, seed: int = 0, character: Character = FINN) -> Dat
             row = conversation(rng, t, held_out[t.name], character)
             split = "test"
         else:
-            row = conversation(rng, t, seen_ask(rng, t, seen_asks[t.name], character, held_out[t.name]), character)
-            while normalize(row["input"]) in blocked:   # filled-in slots can spell one out too
-                row = conversation(rng, t, seen_ask(rng, t, seen_asks[t.name], character, held_out[t.name]), character)
+            row = None
+            while row is None or normalize(row["input"]) in blocked:   # filled-in slots can spell one out too
+                row = conversation(rng, t, seen_ask(rng, t, seen_asks[t.name], character, forms[t.name]), character)
             split = split_of(row)
         for column, value in row.items():
             splits[split][column].append(value)
