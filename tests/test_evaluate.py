@@ -7,10 +7,11 @@ import pytest
 import torch
 
 import tinyllm
-from tinyllm.data import FINN, generate
-from tinyllm.evaluate import (OFF_TOPIC, SCOREBOARD, VARIANTS, Reply, deflects, distinct_n, evaluate,
-                              format_problems, held_out_loss, repeats_ngram, sample_replies, score_replies,
-                              scoreboard, topic_vocabulary, unseen_prompts, uses_vocabulary, words)
+from tinyllm.data import FINN, generate, normalize
+from tinyllm.evaluate import (FRESH_QUESTIONS, OFF_TOPIC, SCOREBOARD, VARIANTS, Reply, deflects, distinct_n,
+                              evaluate, format_problems, fresh_prompts, held_out_loss, repeats_ngram,
+                              sample_replies, score_replies, scoreboard, topic_vocabulary, unseen_prompts,
+                              uses_vocabulary, words)
 from tinyllm.generate import ChatModel
 from tinyllm.model import TinyLM
 
@@ -116,6 +117,16 @@ def test_variants_change_the_message_but_keep_it_readable():
     assert changed["uppercase"] == message.upper()
     assert changed["typos"] != message and len(changed["typos"].split()) == len(message.split())
     assert changed["punctuation"].endswith("?!?!")
+
+
+def test_fresh_questions_ask_about_every_topic_and_are_mostly_not_chapter_1s():
+    prompts = fresh_prompts(seed=0)
+    assert [topic for _, topic in prompts] == [t.name for t in FINN.topics for _ in range(2)]
+    assert all(question and "{" not in question for question, _ in prompts), "every slot is filled in"
+    assert prompts == fresh_prompts(seed=0) and prompts != fresh_prompts(seed=1), "slots follow the seed"
+    asks = {normalize(ask) for t in FINN.topics for ask in t.asks}
+    apart = [q for qs in FRESH_QUESTIONS.values() for q in qs if normalize(q) not in asks]
+    assert len(apart) > 0.4 * len(prompts), "the fresh questions are turning into chapter 1's lists: keep them apart"
 
 
 def test_sampled_replies_are_reproducible_and_know_if_they_ended(trained, untrained, data):
