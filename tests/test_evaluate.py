@@ -119,7 +119,7 @@ def test_variants_change_the_message_but_keep_it_readable():
     assert changed["punctuation"].endswith("?!?!")
 
 
-def test_fresh_questions_ask_about_every_topic_and_are_mostly_not_chapter_1s():
+def test_fresh_questions_ask_about_every_topic_and_stay_apart_from_chapter_1s():
     prompts = fresh_prompts(seed=0)
     assert [topic for _, topic in prompts] == [t.name for t in FINN.topics for _ in range(2)]
     assert all(question and "{" not in question for question, _ in prompts), "every slot is filled in"
@@ -155,16 +155,24 @@ def test_the_harness_tells_an_untrained_model_from_a_trained_one(trained, untrai
     assert good["deflection"] > bad["deflection"]
 
 
+def test_evaluate_scores_fresh_questions_only_when_given(trained, data):
+    plain = evaluate(trained, data, n_prompts=5, seeds=(0,))
+    with_fresh = evaluate(trained, data, n_prompts=5, seeds=(0,), fresh=fresh_prompts()[:6])
+    assert "fresh_in_character" not in plain and 0 <= with_fresh["fresh_in_character"] <= 1
+    assert with_fresh["in_character"] == plain["in_character"], "the fresh questions leave the other scores alone"
+
+
 def test_evaluate_rejects_no_seeds(trained, data):
     with pytest.raises(ValueError, match="seed"):
         evaluate(trained, data, seeds=())
 
 
-def test_scoreboard_has_a_row_per_measure_and_a_column_per_model():
+def test_scoreboard_has_a_row_per_measure_taken_and_a_column_per_model():
     table = scoreboard({"a": {"test_loss": 1.0, "format_ok": 0.5, "format_ok_spread": 0.01}, "b": {"test_loss": 2.0}})
     lines = table.splitlines()
-    assert len(lines) == len(SCOREBOARD) + 1 and lines[0].split()[-2:] == ["a", "b"]
-    assert "0.500 ± 0.010" in table and "format ok" in table
+    assert len(lines) == 3 and lines[0].split()[-2:] == ["a", "b"], "a row per measure some model has"
+    assert "0.500 ± 0.010" in table and lines[2].split()[-1] == "-", "b has no format score"
+    assert len(scoreboard({"all": {key: 0.5 for key, _, _ in SCOREBOARD}}).splitlines()) == len(SCOREBOARD) + 1
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -176,7 +184,8 @@ def test_eval_cli_prints_json_with_the_contracts_keys(run_dir):
     assert result.returncode == 0, result.stderr
     scores = json.loads(result.stdout)
     assert scores["test_loss"] > 0
-    assert all(0 <= scores[k] <= 1 for k in ["format_ok", "persona", "topic_accuracy", "copy_rate"])
+    assert all(0 <= scores[k] <= 1 for k in ["format_ok", "persona", "topic_accuracy", "copy_rate",
+                                             "fresh_in_character"]), "a run on Finn's topics gets the fresh questions"
 
 
 def test_eval_cli_prints_the_scoreboard(run_dir):

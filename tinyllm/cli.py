@@ -117,13 +117,17 @@ def chat_loop(chat, multi_turn: bool, seed: int | None) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     import json
 
-    from tinyllm.evaluate import evaluate, scoreboard
+    from tinyllm.data import FINN
+    from tinyllm.evaluate import evaluate, fresh_prompts, scoreboard
     from tinyllm.generate import load
     from tinyllm.train import load_data, read_run_config
 
     chat = load(args.run_dir, args.device)
     data = load_data(read_run_config(args.run_dir)["data"])
-    results = evaluate(chat, data, n_prompts=args.prompts, seeds=tuple(range(args.seeds)))
+    # the fresh questions are about Finn's topics: ask them only of a model trained on those
+    finns = set(data["train"]["category"]) == {t.name for t in FINN.topics}
+    results = evaluate(chat, data, n_prompts=args.prompts, seeds=tuple(range(args.seeds)),
+                       fresh=fresh_prompts() if finns else ())
     print(json.dumps(results, indent=2) if args.json else scoreboard({str(args.run_dir): results}))
     return 0
 

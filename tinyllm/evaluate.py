@@ -156,11 +156,12 @@ def score_replies(replies: list[Reply], vocabulary: dict[str, set[str]], classif
 
 
 def evaluate(chat: ChatModel, data, character: Character = FINN, n_prompts: int = 200,
-             seeds: tuple[int, ...] = (0, 1, 2)) -> dict[str, float]:
+             seeds: tuple[int, ...] = (0, 1, 2), fresh: list[tuple[str, str]] = ()) -> dict[str, float]:
     """Every score of chapter 8 for one model, as one flat dict.
 
     Reply scores are means over `seeds`, with their standard deviation as `<name>_spread`;
-    robustness and deflection use the first seed.
+    robustness and deflection use the first seed. `fresh`: (question, topic) pairs written
+    apart from the data (`fresh_prompts()` for Finn), scored as `fresh_in_character`.
     """
     if not seeds:
         raise ValueError("evaluate needs at least one seed")
@@ -180,6 +181,10 @@ def evaluate(chat: ChatModel, data, character: Character = FINN, n_prompts: int 
         results[f"robust_{variant}"] = score_replies(sample_replies(chat, changed, seeds[0]), *judge)["in_character"]
     off_topic = sample_replies(chat, [(q, "") for q in OFF_TOPIC], seeds[0])
     results["deflection"] = sum(deflects(r, character) for r in off_topic) / len(off_topic)
+    if fresh:
+        rates = [score_replies(sample_replies(chat, fresh, seed), *judge)["in_character"] for seed in seeds]
+        results["fresh_in_character"] = statistics.fmean(rates)
+        results["fresh_in_character_spread"] = statistics.pstdev(rates)
     return results
 
 # %% ../chapters/08_evaluation.ipynb #da78a778
@@ -192,11 +197,12 @@ SCOREBOARD = [   # (key, label, what is better)
     ("distinct_2", "distinct-2", "higher"), ("repetition", "repeats a 3-gram", "lower"),
     ("robust_uppercase", "in character: UPPERCASE", "higher"), ("robust_typos", "in character: typos", "higher"),
     ("robust_punctuation", "in character: punctuation", "higher"), ("deflection", "deflects off-topic", "higher"),
+    ("fresh_in_character", "in character: fresh questions", "higher"),
 ]
 
 
 def scoreboard(results: dict[str, dict[str, float]]) -> str:
-    "A text table: a row per measure, a column per model; '±' gives the spread over seeds; '-' is not measured."
+    "A text table: a row per measure any model has, a column per model; '±': spread over seeds; '-': not measured."
     def cell(scores: dict[str, float], key: str) -> str:
         if key not in scores:
             return "-"
@@ -204,13 +210,15 @@ def scoreboard(results: dict[str, dict[str, float]]) -> str:
         return f"{scores[key]:.3f}" + ("" if spread is None else f" ± {spread:.3f}")
 
     header = ["measure", "better", *results]
-    rows = [[label, better, *(cell(scores, key) for scores in results.values())] for key, label, better in SCOREBOARD]
+    rows = [[label, better, *(cell(scores, key) for scores in results.values())] for key, label, better in SCOREBOARD
+            if any(key in scores for scores in results.values())]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     return "\n".join("  ".join(text.ljust(width) for text, width in zip(row, widths)).rstrip()
                      for row in [header, *rows])
 
 # %% ../chapters/08_evaluation.ipynb #f7a3b915
-# Two questions per topic of Finn's, written for this test and kept out of chapter 1's lists.
+# Two questions per topic of Finn's, written for this test rather than taken from chapter 1's lists
+# (some turned out to be in them); never used to choose the data, the model or the recipe.
 FRESH_QUESTIONS = {
     "greeting": ["hey little one, hello", "hi hi, good to see you"],
     "goodbye": ["okay i'm going, see you", "i must go now, goodbye finn"],
