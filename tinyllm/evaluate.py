@@ -171,10 +171,16 @@ def evaluate(chat: ChatModel, data, character: Character = FINN, n_prompts: int 
     if not prompts:
         raise ValueError("the test split has no unseen-wording questions to ask")
     results = held_out_loss(chat, data)
-    per_seed = [score_replies(sample_replies(chat, prompts, seed), *judge) for seed in seeds]
-    for name in per_seed[0]:
-        values = [scores[name] for scores in per_seed]
-        results[name], results[f"{name}_spread"] = statistics.fmean(values), statistics.pstdev(values)
+
+    def over_seeds(asked: list[tuple[str, str]], prefix: str = "", names: tuple[str, ...] = ()):
+        "Mean and spread over seeds of the reply scores (all, or just `names`), stored as prefix + name."
+        per_seed = [score_replies(sample_replies(chat, asked, seed), *judge) for seed in seeds]
+        for name in names or per_seed[0]:
+            values = [scores[name] for scores in per_seed]
+            results[prefix + name] = statistics.fmean(values)
+            results[f"{prefix}{name}_spread"] = statistics.pstdev(values)
+
+    over_seeds(prompts)
     rng = random.Random(0)
     for variant, change in VARIANTS.items():
         changed = [(change(message, rng), topic) for message, topic in prompts]
@@ -182,9 +188,7 @@ def evaluate(chat: ChatModel, data, character: Character = FINN, n_prompts: int 
     off_topic = sample_replies(chat, [(q, "") for q in OFF_TOPIC], seeds[0])
     results["deflection"] = sum(deflects(r, character) for r in off_topic) / len(off_topic)
     if fresh:
-        rates = [score_replies(sample_replies(chat, fresh, seed), *judge)["in_character"] for seed in seeds]
-        results["fresh_in_character"] = statistics.fmean(rates)
-        results["fresh_in_character_spread"] = statistics.pstdev(rates)
+        over_seeds(fresh, "fresh_", ("in_character",))
     return results
 
 # %% ../chapters/08_evaluation.ipynb #da78a778
