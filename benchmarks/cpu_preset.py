@@ -1,7 +1,7 @@
 """Chapter 5: how good a Finn does the `cpu` preset make in five minutes on this machine?
 
 Times `train_run(preset="cpu")` end to end (data, tokenizer, training, saving) and scores
-the model with `in_character_rate` on up to 300 test prompts whose wording training never
+the model with `greedy_in_character_rate` on up to 300 test prompts whose wording training never
 saw. Pass a model shape to try another candidate, e.g. `--shape 4 192 4 768 --steps 2400`.
 Each run takes about five minutes on two CPU cores.
 """
@@ -11,7 +11,7 @@ import time
 from dataclasses import replace
 
 from tinyllm.model import ModelConfig
-from tinyllm.train import TRAIN_PRESETS, Trainer, in_character_rate, load_data, train_run
+from tinyllm.train import TRAIN_PRESETS, Trainer, greedy_in_character_rate, load_data, train_run
 from tinyllm.tokenizer import train_tokenizer
 
 
@@ -34,8 +34,8 @@ def main():
             trainer = train_run(f"{tmp}/run", preset="cpu", steps=args.steps, device="cpu", progress=False)
         data = load_data(trainer.data_source)
     seconds = time.perf_counter() - start
-    score = in_character_rate(trainer.model, trainer.tok, data)
-    print(f"{trainer.model.num_params() / 1e6:.1f}M parameters, {trainer.step} steps x {trainer.config.batch_size}: "
+    score = greedy_in_character_rate(trainer.model, trainer.tok, data)
+    print(f"{trainer.model.num_params() / 1e6:.1f}M parameters, {trainer.step} steps x {trainer.train_config.batch_size}: "
           f"{seconds:.0f} s end to end, validation loss {trainer.log[-1]['val_loss']:.3f}")
     print(", ".join(f"{k} {v:.0%}" if k != "prompts" else f"{v} prompts" for k, v in score.items()))
 

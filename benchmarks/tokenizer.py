@@ -11,7 +11,7 @@ import os
 from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as HFTokenizer
 
-from tinyllm.data import chat_text, generate
+from tinyllm.data import chat_text, generate_conversations
 from tinyllm.tokenizer import PATTERN, SPECIAL_TOKENS, VOCAB_SIZE, Tokenizer
 from timing import median_time
 
@@ -35,7 +35,7 @@ def encode_all(tokenizer: Tokenizer, conversations: list[list[dict]]) -> list[li
 
 
 def main():
-    data = generate()
+    data = generate_conversations()
     rows = [r for ds in data.values() for r in ds.to_list()]
     texts = [r["input"] for r in rows] + [r["output"] for r in rows]
     chats = [chat_text(r) for r in rows]

@@ -23,7 +23,7 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
-from tinyllm.data import generate
+from tinyllm.data import generate_conversations
 from tinyllm.model import ModelConfig, TinyLM, flops_per_token
 from tinyllm.tokenizer import train_tokenizer
 from tinyllm.train import TRAIN_PRESETS, Trainer, collate, pick_device
@@ -104,7 +104,7 @@ def matmul_peak(device: torch.device) -> float:
 
 
 def main():
-    data = generate()
+    data = generate_conversations()
     tok = train_tokenizer(data)
     devices = [torch.device("cpu")] + ([pick_device()] if pick_device().type != "cpu" else [])
     for device in devices:

@@ -78,11 +78,11 @@ def quoted_pairs(markdown: str, heading: str) -> list[tuple[str, str]]:
 
 
 def test_intro_conversation_comes_from_the_generator():
-    from tinyllm.data import generate
+    from tinyllm.data import generate_conversations
 
     pairs = quoted_pairs((ROOT / "book" / "intro.md").read_text(), "A conversation with Finn")
     assert len(pairs) >= 3
-    generated = {(r["input"], r["output"]) for ds in generate().values() for r in ds}
+    generated = {(r["input"], r["output"]) for ds in generate_conversations().values() for r in ds}
     missing = [p for p in pairs if p not in generated]
     assert not missing, f"book/intro.md quotes conversations the generator does not produce: {missing}"
 

@@ -1,15 +1,11 @@
 """The command line contract (tinyllm/cli.py): `python -m tinyllm ...`."""
-import subprocess
-import sys
-
 import pytest
 
 from tinyllm.cli import main
-from tinyllm.data import MIN_CONVERSATIONS, generate, load_conversations
+from tinyllm.characters import MOCHI
+from tinyllm.data import FINN, MIN_CONVERSATIONS, SPECS, generate_conversations, load_conversations
 
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tinyllm", *args], capture_output=True, text=True, timeout=120)
+from command_line import run_tinyllm as run
 
 
 def test_help_lists_the_whole_contract():
@@ -25,9 +21,49 @@ def test_data_writes_a_loadable_data_set(tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"wrote {MIN_CONVERSATIONS:,} conversations" in result.stdout
     loaded = load_conversations(tmp_path / "finn")
-    expected = generate(MIN_CONVERSATIONS, seed=3)
+    expected = generate_conversations(MIN_CONVERSATIONS, seed=3)
     assert all(loaded[s].to_dict() == expected[s].to_dict() for s in expected)
     assert (tmp_path / "finn" / "train.jsonl").exists()
+
+
+def test_data_writes_the_character_asked_for(tmp_path):
+    result = run("data", "--out", str(tmp_path / "mochi"), "--n", str(MIN_CONVERSATIONS), "--character", "mochi")
+    assert result.returncode == 0, result.stderr
+    loaded = load_conversations(tmp_path / "mochi")
+    expected = generate_conversations(MIN_CONVERSATIONS, seed=0, character=MOCHI)
+    assert all(loaded[s].to_dict() == expected[s].to_dict() for s in expected)
+    assert set(loaded["train"]["category"]) == {t.name for t in MOCHI.topics} != {t.name for t in FINN.topics}
+
+
+def test_data_reads_a_spec_file(tmp_path):
+    spec = tmp_path / "my_mochi.yaml"
+    spec.write_text((SPECS / "mochi.yaml").read_text())
+    result = run("data", "--out", str(tmp_path / "out"), "--n", str(MIN_CONVERSATIONS), "--character", str(spec))
+    assert result.returncode == 0, result.stderr
+    assert load_conversations(tmp_path / "out")["train"].to_dict() == \
+        generate_conversations(MIN_CONVERSATIONS, character=MOCHI)["train"].to_dict()
+
+
+@pytest.mark.parametrize("command", ["data", "train"])
+@pytest.mark.parametrize("character, message", [
+    ("nemo", "no character named 'nemo': name one of finn, mochi"),
+    ("bad.yaml", "bad.yaml has 1 problem(s):\n  line LINE: vocatives: must be a list of text, got 'mochi'"),
+    ("missing.yaml", "no character spec at"),
+])
+def test_a_bad_character_gets_a_short_error(tmp_path, command, character, message):
+    lines = (SPECS / "mochi.yaml").read_text().splitlines()
+    vocatives = next(i for i, line in enumerate(lines) if line.startswith("vocatives:"))
+    lines[vocatives] = "vocatives: mochi"                     # a word where a list belongs
+    (tmp_path / "bad.yaml").write_text("\n".join(lines) + "\n")
+    message = message.replace("LINE", str(vocatives + 1))
+    if character.endswith(".yaml"):
+        character = str(tmp_path / character)
+    preset = ["--preset", "cpu"] if command == "train" else []
+    result = run(command, "--out", str(tmp_path / "out"), "--character", character, *preset)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith(f"tinyllm {command}: error: ") and message in result.stderr
+    assert len(result.stderr.splitlines()) == 1 + message.count("\n"), "one line, then the spec's problems"
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("n", ["0", "-3", "ten", "2.5", str(MIN_CONVERSATIONS - 1)])

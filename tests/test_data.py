@@ -1,4 +1,7 @@
 """Chapter 1: Finn's conversation data (tinyllm/data.py)."""
+import dataclasses
+import hashlib
+import json
 import re
 from collections import Counter
 
@@ -7,9 +10,9 @@ from datasets import Dataset, DatasetDict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyllm.data import (ASSISTANT, END, FINN, MIN_CONVERSATIONS, POOLS, TYPO_RATE, USER, Slots, chat_text,
-                          dressed_forms, format_chat, generate, held_out_asks, lint, load_conversations, misspell,
-                          normalize, save_conversations, seen_in_training)
+from tinyllm.data import (ASSISTANT, END, FINN, MIN_CONVERSATIONS, TYPO_RATE, USER, Slots, chat_text, dressed_forms,
+                          format_chat, generate_conversations, held_out_asks, lint, load_conversations, misspell,
+                          normalize, reply_problems, save_conversations, seen_in_training, unseen_questions, words)
 
 # The issue's list of subjects Finn must be able to talk about, mapped to topic names.
 REQUIRED_TOPICS = """greeting goodbye thanks feelings hot_water cold_water food light water_quality tank
@@ -21,7 +24,7 @@ health singing tv human_things money phones politics math""".split()
 
 @pytest.fixture(scope="module")
 def data():
-    return generate()  # the default: 60,000 conversations, seed 0
+    return generate_conversations()  # the default: 60,000 conversations, seed 0
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +49,26 @@ def test_sizes_and_columns(data):
 
 
 def test_same_seed_same_data_other_seed_other_data():
-    a, b, c = generate(2_000, seed=7), generate(2_000, seed=7), generate(2_000, seed=8)
+    a, b, c = (generate_conversations(2_000, seed=seed) for seed in (7, 7, 8))
     assert all(a[s].to_dict() == b[s].to_dict() for s in a)
     assert a["train"].to_dict() != c["train"].to_dict()
+
+
+def test_finn_data_is_pinned(data):
+    """A regression pin, not a specification: the chapters' stored outputs (and the runs trained on them) come from
+    exactly these 60,000 conversations. The hash changes only when Finn's data is changed on purpose (finn.yaml or
+    the generator); then re-execute the chapters and update it here."""
+    digest = hashlib.sha1()
+    for split in data:
+        digest.update(split.encode())
+        digest.update(json.dumps(data[split].to_dict()).encode())
+    assert digest.hexdigest() == "47123dbf1d9022b341fbebcc46915de8c34d9195"
 
 
 @pytest.mark.parametrize("bad", [0, -5, MIN_CONVERSATIONS - 1, 2.5, "100", True, None])
 def test_bad_n_is_refused(bad):
     with pytest.raises(ValueError, match="whole number"):
-        generate(bad)
+        generate_conversations(bad)
 
 
 # --- the persona ------------------------------------------------------------------------
@@ -115,9 +129,9 @@ def test_user_messages_come_in_many_shapes(rows):
     assert share(lambda m: not m.endswith(("?", "!", "."))) > 0.1
     templates = [a for t in FINN.topics for a in t.asks + t.keywords] + FINN.vocatives + FINN.openers
     templates += FINN.generic_asks
-    templates += [w for pool in POOLS.values() for w in pool]
-    known = {w for text in templates for w in re.findall(r"[a-z']+", text.lower())}
-    typo_share = share(lambda m: any(w not in known for w in re.findall(r"[a-z']+", m.lower())))
+    templates += [w for pool in FINN.pools.values() for w in pool]
+    known = {w for text in templates for w in words(text)}
+    typo_share = share(lambda m: any(w not in known for w in words(m)))
     assert 0.5 * TYPO_RATE < typo_share < 1.5 * TYPO_RATE                      # "are you hugnry?"
 
 
@@ -130,28 +144,52 @@ def test_misspell_changes_at_most_one_word_by_one_letter(text, seed):
     changed = [(b, a) for b, a in zip(before, after) if b != a]
     assert len(changed) <= 1
     for b, a in changed:
-        assert abs(len(a) - len(b)) <= 1 and sorted(a) != sorted(b) or sorted(a) == sorted(b)
+        assert len(b) >= 4, "only a longer word gets a typo"
+        assert one_typo_apart(b, a), (b, a)
+
+
+def one_typo_apart(word: str, typed: str) -> bool:
+    "Is `typed` `word` with two neighbouring letters swapped, one letter dropped or one letter doubled?"
+    if len(typed) == len(word):
+        diff = [i for i, (x, y) in enumerate(zip(word, typed)) if x != y]
+        return len(diff) == 2 and diff[1] == diff[0] + 1 and typed[diff[0]] == word[diff[1]] \
+            and typed[diff[1]] == word[diff[0]]
+    if len(typed) == len(word) - 1:
+        return any(word[:i] + word[i + 1:] == typed for i in range(len(word)))
+    if len(typed) == len(word) + 1:
+        return any(typed[:i] + typed[i + 1:] == word and typed[i] in typed[max(0, i - 1):i] + typed[i + 1:i + 2]
+                   for i in range(len(typed)))
+    return False
+
+
+def test_one_typo_apart_tells_typos_from_other_changes():
+    "The judge of the test above, on hand-made cases."
+    assert all(one_typo_apart("hungry", typed) for typed in ["hugnry", "hngry", "hunngry", "hungyr"])
+    assert not one_typo_apart("hungry", "hungrx")      # a letter replaced
+    assert not one_typo_apart("hungry", "yungrh")      # letters swapped far apart
+    assert not one_typo_apart("hungry", "hunxgry")     # a letter added that doubles nothing
+    assert not one_typo_apart("hungry", "hury")        # two letters dropped
 
 
 def test_slots_share_values_within_a_conversation():
     import random
-    slots = Slots(random.Random(0), POOLS)
+    slots = Slots(random.Random(0), FINN.pools)
     first = "do you like {food}?".format_map(slots)
     again = "{food} it is.".format_map(slots)
     assert first[len("do you like "):-1] == again[:-len(" it is.")]
     for seed in range(50):
-        slots = Slots(random.Random(seed), POOLS)
+        slots = Slots(random.Random(seed), FINN.pools)
         assert slots["food"] != slots["food2"]
 
 
 def test_question_and_answer_talk_about_the_same_food():
-    data = generate(5_000, seed=3)["train"].to_dict()
+    data = generate_conversations(5_000, seed=3)["train"].to_dict()
     asked = [(m, a) for m, a, c in zip(data["input"], data["output"], data["category"])
              if c == "food" and "favorite. please drop it in" in a]
     assert asked
     for message, answer in asked:
         food = answer.split(". that is my favorite")[0].removeprefix("ooh, ").split(". ")[-1].removeprefix("ooh, ")
-        if any(f in message.lower() for f in POOLS["food"]):
+        if any(f in message.lower() for f in FINN.pools["food"]):
             assert food in message.lower() or food in normalize(message)
 
 
@@ -169,6 +207,15 @@ def test_test_split_holds_wordings_never_seen_in_training(data):
     assert all(unseen_train)                             # sanity: training sees itself
 
 
+def test_unseen_questions_are_the_test_questions_training_never_saw(data, rows):
+    pairs = unseen_questions(data)
+    train_questions = {normalize(m) for m in rows["train"]["input"]}
+    assert len(pairs) == seen_in_training(data).count(False) > 0
+    assert all(normalize(question) not in train_questions for question, _ in pairs)
+    assert set(pairs) <= set(zip(rows["test"]["input"], rows["test"]["category"]))
+    assert unseen_questions(data, 5) == pairs[:5]
+
+
 def test_held_out_wordings_never_reach_training(rows):
     held_out = held_out_asks(FINN, seed=0)
     train_questions = {normalize(m) for m in rows["train"]["input"]}
@@ -181,7 +228,7 @@ def test_held_out_wordings_never_reach_training(rows):
 @settings(max_examples=15, deadline=None)
 @given(st.integers(0, 2**32 - 1))
 def test_any_seed_gives_clean_data(seed):
-    assert lint(generate(MIN_CONVERSATIONS * 2, seed=seed)) == []
+    assert lint(generate_conversations(MIN_CONVERSATIONS * 2, seed=seed)) == []
 
 
 # --- the linter -----------------------------------------------------------------------------
@@ -191,7 +238,7 @@ def test_linter_passes_generated_data(data):
 
 
 def broken(**columns) -> DatasetDict:
-    base = generate(MIN_CONVERSATIONS, seed=1)
+    base = generate_conversations(MIN_CONVERSATIONS, seed=1)
     rows = base["train"].to_dict()
     for column, value in columns.items():
         rows[column][0] = value
@@ -201,20 +248,36 @@ def broken(**columns) -> DatasetDict:
 @pytest.mark.parametrize("columns, complaint", [
     ({"output": "yes. {food} please."}, "template residue"),
     ({"input": "do you like {food}?"}, "template residue"),
-    ({"output": "Yes. I am Finn."}, "plain lowercase"),
-    ({"output": "yes 🐟"}, "plain lowercase"),
-    ({"output": "food"}, "words, allowed"),
-    ({"output": " ".join(["food"] * 41)}, "words, allowed"),
+    ({"output": "Yes. I am Finn."}, "not lowercase"),
+    ({"output": "yes 🐟"}, "characters the character never uses"),
+    ({"output": "food"}, "1 words, not 2-40"),
+    ({"output": " ".join(["food"] * 41)}, "41 words, not 2-40"),
     ({"input": "   "}, "empty user message"),
-    ({"category": "fod"}, "unknown topic"),
+    ({"category": "fod"}, "unknown topic 'fod'"),
 ])
 def test_linter_catches_each_rule(columns, complaint):
     problems = lint(broken(**columns))
-    assert any(complaint in p for p in problems), problems
+    assert any(p.startswith("train[0]: ") and complaint in p for p in problems), problems
+
+
+def test_reply_problems_name_each_rule():
+    assert reply_problems("blub. i am by the glass.", FINN) == []
+    assert reply_problems("Hello there", FINN) == ["not lowercase"]
+    assert reply_problems("i like food 🐟", FINN) == ["characters the character never uses"]
+    assert reply_problems("hi.", FINN) == ["1 words, not 2-40"]
+    assert reply_problems(" ".join(["food"] * 41), FINN) == ["41 words, not 2-40"]
+    assert reply_problems("Hi.", FINN) == ["not lowercase", "1 words, not 2-40"]
+    short = dataclasses.replace(FINN, min_reply_words=1, max_reply_words=3)
+    assert reply_problems("hi.", short) == [] and reply_problems("i am a fish.", short) == ["4 words, not 1-3"]
+
+
+def test_words_are_lowercase_letters_digits_and_apostrophes():
+    assert words("HEY Finn, hungry?? it's 3 o'clock!") == ["hey", "finn", "hungry", "it's", "3", "o'clock"]
+    assert words("...") == [] and normalize("HEY  Finn, hungry??") == "hey finn hungry"
 
 
 def test_linter_catches_leaks_and_missing_topics():
-    base = generate(MIN_CONVERSATIONS, seed=1)
+    base = generate_conversations(MIN_CONVERSATIONS, seed=1)
     leaked = DatasetDict(train=base["train"], validation=base["validation"], test=base["train"].select([5]))
     assert any("also in train" in p for p in lint(leaked))
     one_topic = base["train"].filter(lambda r: r["category"] == "food")
@@ -229,7 +292,8 @@ def test_chat_format():
     assert chat_text(row) == f"{USER}are you hungry?{END}{ASSISTANT}yes.{END}"
     prompt = format_chat([{"role": "user", "content": "hi"}], add_generation_prompt=True)
     assert prompt == f"{USER}hi{END}{ASSISTANT}"
-    assert chat_text(row).startswith(prompt[:0] + USER)
+    asked = format_chat([{"role": "user", "content": row["input"]}], add_generation_prompt=True)
+    assert chat_text(row) == asked + row["output"] + END   # training text: the prompt chat sends, then the reply
     with pytest.raises(ValueError, match="unknown role"):
         format_chat([{"role": "system", "content": "x"}])
 
@@ -237,7 +301,7 @@ def test_chat_format():
 # --- saving and loading ------------------------------------------------------------------
 
 def test_save_and_load_round_trip(tmp_path):
-    data = generate(MIN_CONVERSATIONS, seed=4)
+    data = generate_conversations(MIN_CONVERSATIONS, seed=4)
     out = save_conversations(data, tmp_path / "finn", progress=False)
     assert {p.name for p in out.iterdir()} >= {"dataset_dict.json", "train.jsonl", "validation.jsonl", "test.jsonl"}
     again = load_conversations(out)
@@ -248,15 +312,16 @@ def test_save_and_load_round_trip(tmp_path):
 
 def test_save_replaces_an_old_data_set_but_never_other_files(tmp_path):
     out = tmp_path / "finn"
-    save_conversations(generate(MIN_CONVERSATIONS, seed=1), out, progress=False)
-    save_conversations(generate(MIN_CONVERSATIONS, seed=2), out, progress=False)
-    assert load_conversations(out)["train"].to_dict() == generate(MIN_CONVERSATIONS, seed=2)["train"].to_dict()
+    save_conversations(generate_conversations(MIN_CONVERSATIONS, seed=1), out, progress=False)
+    save_conversations(generate_conversations(MIN_CONVERSATIONS, seed=2), out, progress=False)
+    expected = generate_conversations(MIN_CONVERSATIONS, seed=2)["train"].to_dict()
+    assert load_conversations(out)["train"].to_dict() == expected
     assert sorted(p.name for p in tmp_path.iterdir()) == ["finn"]   # no .partial or .old left behind
     precious = tmp_path / "thesis"
     precious.mkdir()
     (precious / "chapter1.txt").write_text("do not lose me")
     with pytest.raises(FileExistsError, match="not a data set directory"):
-        save_conversations(generate(MIN_CONVERSATIONS), precious, progress=False)
+        save_conversations(generate_conversations(MIN_CONVERSATIONS), precious, progress=False)
     assert (precious / "chapter1.txt").read_text() == "do not lose me"
 
 

@@ -1,21 +1,21 @@
 """Chapter 8: the evaluation harness and `python -m tinyllm eval` (tinyllm/evaluate.py)."""
+import dataclasses
+import inspect
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
 
 import tinyllm
-from tinyllm.data import FINN, generate, normalize
-from tinyllm.evaluate import (FRESH_QUESTIONS, OFF_TOPIC, SCOREBOARD, VARIANTS, Reply, deflects, distinct_n,
-                              evaluate, format_problems, fresh_prompts, held_out_loss, repeats_ngram,
-                              sample_replies, score_replies, scoreboard, topic_vocabulary, unseen_prompts,
-                              uses_vocabulary, words)
+from tinyllm.data import FINN, character_yaml, generate_conversations, normalize, unseen_questions, words
+from tinyllm.evaluate import (OFF_TOPIC, SCOREBOARD, VARIANTS, Reply, deflects, distinct_n, evaluate, evaluate_run,
+                              format_problems, fresh_prompts, held_out_loss, repeats_ngram, sample_replies,
+                              score_replies, scoreboard, topic_vocabulary, uses_vocabulary)
 from tinyllm.generate import ChatModel
 from tinyllm.model import TinyLM
 
-from tiny_runs import tiny_trainer
+from command_line import run_tinyllm as run
+from tiny_runs import tiny_run
 
 TINY_MODEL = dict(n_layers=2, d_model=64, n_heads=4, d_ff=128, context_length=128, dropout=0.0)
 FRACTIONS = ["format_ok", "persona", "topic_accuracy", "in_character", "copy_rate", "distinct_1", "distinct_2",
@@ -24,17 +24,14 @@ FRACTIONS = ["format_ok", "persona", "topic_accuracy", "in_character", "copy_rat
 
 @pytest.fixture(scope="module")
 def data():
-    return generate(2_000, seed=0)
+    return generate_conversations(2_000, seed=0)
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, data):
     "A tiny model trained for a few seconds: it learns Finn's format, not yet his topics."
-    trainer = tiny_trainer(data, TINY_MODEL, steps=300, warmup_steps=20, log_every=50,
-                           data_source={"n": 2_000, "seed": 0})
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    trainer.fit(out, progress=False)
-    return out
+    return tiny_run(tmp_path_factory, data, TINY_MODEL, steps=300, warmup_steps=20, log_every=50,
+                    data_source={"n": 2_000, "seed": 0})
 
 
 @pytest.fixture(scope="module")
@@ -125,12 +122,12 @@ def test_fresh_questions_ask_about_every_topic_and_stay_apart_from_chapter_1s():
     assert all(question and "{" not in question for question, _ in prompts), "every slot is filled in"
     assert prompts == fresh_prompts(seed=0) and prompts != fresh_prompts(seed=1), "slots follow the seed"
     asks = {normalize(ask) for t in FINN.topics for ask in t.asks}
-    apart = [q for qs in FRESH_QUESTIONS.values() for q in qs if normalize(q) not in asks]
+    apart = [q for qs in FINN.fresh_questions.values() for q in qs if normalize(q) not in asks]
     assert len(apart) > 0.4 * len(prompts), "the fresh questions are turning into chapter 1's lists: keep them apart"
 
 
 def test_sampled_replies_are_reproducible_and_know_if_they_ended(trained, untrained, data):
-    prompts = unseen_prompts(data, 5)
+    prompts = unseen_questions(data, 5)
     first, again = sample_replies(trained, prompts, seed=3), sample_replies(trained, prompts, seed=3)
     assert first == again and len(first) == 5
     assert all(r.ended for r in first)                                    # the tiny run learnt to stop
@@ -162,6 +159,31 @@ def test_evaluate_scores_fresh_questions_only_when_given(trained, data):
     assert with_fresh["in_character"] == plain["in_character"], "the fresh questions leave the other scores alone"
 
 
+def test_evaluate_run_judges_a_run_by_its_own_character(run_dir, data, tmp_path, monkeypatch):
+    "evaluate_run reads the run's character.yaml: its rules judge the replies, and only its fresh questions are asked."
+    import shutil
+
+    import tinyllm.evaluate as evaluate_module
+
+    other = dataclasses.replace(FINN, world_words=("gravel",), fresh_questions={"food": ["snack time, {food}?"]})
+    run = shutil.copytree(run_dir, tmp_path / "run")
+    (run / "character.yaml").write_text(character_yaml(other))
+    calls = []
+
+    def record(*args, **kwargs):
+        calls.append(inspect.signature(evaluate).bind(*args, **kwargs).arguments)
+        return {"test_loss": 1.0}
+    monkeypatch.setattr(evaluate_module, "evaluate", record)
+    assert evaluate_run(run, n_prompts=7, seeds=(4,), device="cpu") == {"test_loss": 1.0}
+    (call,) = calls
+    assert call["character"] == other and call["fresh"] == fresh_prompts(other)
+    assert (call["n_prompts"], call["seeds"]) == (7, (4,)) and isinstance(call["chat"], ChatModel)
+    assert call["data"]["train"].to_dict() == data["train"].to_dict()     # the run's data, rebuilt from its source
+    (run / "character.yaml").unlink()                                     # a run from before runs kept one: Finn
+    evaluate_run(run, n_prompts=7, seeds=(4,), device="cpu")
+    assert calls[1]["character"] == FINN and calls[1]["fresh"] == fresh_prompts(FINN)
+
+
 def test_evaluate_rejects_no_seeds(trained, data):
     with pytest.raises(ValueError, match="seed"):
         evaluate(trained, data, seeds=())
@@ -173,10 +195,6 @@ def test_scoreboard_has_a_row_per_measure_taken_and_a_column_per_model():
     assert len(lines) == 3 and lines[0].split()[-2:] == ["a", "b"], "a row per measure some model has"
     assert "0.500 ± 0.010" in table and lines[2].split()[-1] == "-", "b has no format score"
     assert len(scoreboard({"all": {key: 0.5 for key, _, _ in SCOREBOARD}}).splitlines()) == len(SCOREBOARD) + 1
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tinyllm", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_eval_cli_prints_json_with_the_contracts_keys(run_dir):

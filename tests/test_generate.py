@@ -1,6 +1,4 @@
 """Chapter 6: sampling, the KV cache, ChatModel and `python -m tinyllm chat` (tinyllm/generate.py)."""
-import subprocess
-import sys
 import warnings
 
 import pytest
@@ -9,11 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinyllm
-from tinyllm.data import generate
+from tinyllm.data import generate_conversations
 from tinyllm.generate import (MAX_NEW_TOKENS, TEMPERATURE, TOP_K, TOP_P, ChatModel, apply_temperature, generate_ids,
                               next_token, top_k_filter, top_p_filter)
 
-from tiny_runs import tiny_trainer
+from command_line import run_tinyllm
+from tiny_runs import tiny_run
 
 TINY_MODEL = dict(n_layers=2, d_model=32, n_heads=4, d_ff=64, context_length=128, dropout=0.0)
 
@@ -21,11 +20,8 @@ TINY_MODEL = dict(n_layers=2, d_model=32, n_heads=4, d_ff=64, context_length=128
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     "A tiny trained run: enough to talk (badly), fast to make."
-    trainer = tiny_trainer(generate(1_000, seed=0), TINY_MODEL, steps=30, warmup_steps=3, log_every=10,
-                           data_source={"n": 1_000, "seed": 0})
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    trainer.fit(out, progress=False)
-    return out
+    return tiny_run(tmp_path_factory, generate_conversations(1_000, seed=0), TINY_MODEL, steps=30, warmup_steps=3,
+                    log_every=10, data_source={"n": 1_000, "seed": 0})
 
 
 @pytest.fixture(scope="module")
@@ -165,8 +161,7 @@ def test_sampling_follows_the_distribution_and_top_k_1_is_greedy():
 
 
 def run_cli(*args, stdin: str | None = None):
-    return subprocess.run([sys.executable, "-m", "tinyllm", "chat", *args], capture_output=True, text=True,
-                          input=stdin, timeout=300)
+    return run_tinyllm("chat", *args, stdin=stdin)
 
 
 def test_cli_prompts_print_one_reply_per_line_reproducibly(run_dir, finn):
@@ -181,7 +176,7 @@ def test_cli_prompts_print_one_reply_per_line_reproducibly(run_dir, finn):
 def test_cli_interactive_loop_streams_and_handles_empty_input(run_dir):
     result = run_cli(str(run_dir), "--seed", "0", "--multi-turn", stdin="hello\n\n/reset\nare you hungry?\n")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("finn> ") == 2 and "say something to the fish" in result.stdout
+    assert result.stdout.count("finn> ") == 2 and "say something to finn" in result.stdout
     assert "(a new conversation)" in result.stdout and "Traceback" not in result.stderr
 
 

@@ -3,7 +3,7 @@ import matplotlib
 import pytest
 import torch
 
-from tinyllm.data import generate
+from tinyllm.data import generate_conversations
 from tinyllm.interpret import (ablate, attention_grid, attention_maps, chat_ids, components, embedding_projection,
                                logit_lens, nearest_neighbours, token_labels, trace)
 from tinyllm.model import ModelConfig, TinyLM
@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 
 @pytest.fixture(scope="module")
 def tok():
-    return train_tokenizer(generate(1_000, seed=0), vocab_size=400)
+    return train_tokenizer(generate_conversations(1_000, seed=0), vocab_size=400)
 
 
 @pytest.fixture()

@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_model, save_model
 
-from tinyllm.model import (PRESETS, LayerNorm, ModelConfig, TinyLM, flops_per_token, layer_norm)
+from tinyllm.model import (IGNORE_INDEX, PRESETS, LayerNorm, ModelConfig, TinyLM, flops_per_token, layer_norm)
 from tinyllm.tokenizer import VOCAB_SIZE
 
 
@@ -70,14 +70,15 @@ def test_ignored_targets_do_not_contribute():
     ids = torch.randint(0, 300, (2, 10))
     targets = torch.randint(0, 300, (2, 10))
     ignored = targets.clone()
-    ignored[:, :6] = -100
+    ignored[:, :6] = IGNORE_INDEX
     logits, loss = model(ids, ignored)
+    logits.retain_grad()
     expected = torch.nn.functional.cross_entropy(logits[:, 6:].reshape(-1, 300), targets[:, 6:].reshape(-1))
-    assert torch.allclose(loss, expected)
-    other = targets.clone()
-    other[:, :6] = (targets[:, :6] + 1) % 300          # change only the ignored targets
-    other[:, :6] = -100
-    assert torch.allclose(model(ids, other)[1], loss)
+    assert torch.allclose(loss, expected)                   # the mean over the scored positions only
+    assert not torch.allclose(model(ids, targets)[1], loss)  # scoring the first six too would change it
+    loss.backward()                                         # what the predictions at ignored positions say
+    assert (logits.grad[:, :6] == 0).all()                  # moves nothing in training
+    assert (logits.grad[:, 6:] != 0).any()
 
 
 def test_targets_are_not_shifted_by_the_model():

@@ -5,14 +5,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyllm.data import ASSISTANT, END, USER, chat_text, format_chat, generate
+from tinyllm.data import ASSISTANT, END, USER, chat_text, format_chat, generate_conversations
 from tinyllm.tokenizer import (PATTERN, SPECIAL_TOKENS, VOCAB_SIZE, Tokenizer, chunks, count_pretokens,
                                pretokenize, train_merges, train_naive, train_tokenizer)
 
 
 @pytest.fixture(scope="module")
 def data():
-    return generate()
+    return generate_conversations()
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def tok(data):
 
 @pytest.fixture(scope="module")
 def small():
-    texts = generate(2_000, seed=1)["train"].to_dict()
+    texts = generate_conversations(2_000, seed=1)["train"].to_dict()
     return Tokenizer.train(texts["input"] + texts["output"], 600)
 
 
@@ -60,7 +60,7 @@ def test_typed_markers_never_become_special_tokens(small, text):
 
 
 def test_fast_trainer_learns_the_naive_merges():
-    texts = generate(1_000, seed=2)["train"].to_dict()["output"][:800]
+    texts = generate_conversations(1_000, seed=2)["train"].to_dict()["output"][:800]
     assert train_merges(count_pretokens(texts), 60, min_frequency=1) == train_naive(texts, 60)
 
 

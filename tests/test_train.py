@@ -1,18 +1,20 @@
 """Chapter 5: the training loop (tinyllm/train.py) and `python -m tinyllm train`."""
 import json
 import math
-import subprocess
-import sys
 from dataclasses import replace
 
 import pytest
 import torch
 
-from tinyllm.data import generate
-from tinyllm.model import ModelConfig
+from tinyllm.characters import MOCHI
+from tinyllm.data import FINN, generate_conversations
+from tinyllm.model import IGNORE_INDEX, PRESETS, ModelConfig
 from tinyllm.tokenizer import PAD, Tokenizer, train_tokenizer
-from tinyllm.train import (IGNORE, TRAIN_PRESETS, Example, TrainConfig, Trainer, collate, encode_conversations,
-                           learning_rate, length_buckets, read_run_config, train_run)
+from tinyllm.train import (TRAIN_PRESETS, Example, TrainConfig, Trainer, collate, encode_conversations,
+                           greedy_in_character_rate, in_character, learning_rate, length_buckets, read_run_config,
+                           reply_loss, run_character, train_run)
+
+from command_line import run_tinyllm
 
 TINY_MODEL = dict(n_layers=2, d_model=32, n_heads=4, d_ff=64, context_length=128, dropout=0.1)
 TINY_TRAIN = TrainConfig(steps=20, batch_size=16, lr=3e-3, min_lr=3e-4, warmup_steps=4, log_every=5,
@@ -21,7 +23,7 @@ TINY_TRAIN = TrainConfig(steps=20, batch_size=16, lr=3e-3, min_lr=3e-4, warmup_s
 
 @pytest.fixture(scope="module")
 def data():
-    return generate(1_000, seed=0)
+    return generate_conversations(1_000, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,7 @@ def tok(data):
 def resume_offline(monkeypatch, data):
     "Trainer.resume rebuilds the data from the run's source; hand it the small fixture data instead."
     import tinyllm.train as train_module
-    monkeypatch.setattr(train_module, "load_data", lambda source: data)
+    monkeypatch.setattr(train_module, "load_data", lambda source, character=None: data)
 
 
 def trainer(data, tok, **overrides) -> Trainer:
@@ -60,10 +62,10 @@ def test_only_reply_tokens_carry_loss(tok):
     example = Example(prompt + reply, len(prompt))
     pad = tok.special_tokens[PAD]
     inputs, targets = collate([example, Example(example.ids[:5], 3)], pad)
-    scored = targets[0][targets[0] != IGNORE].tolist()
+    scored = targets[0][targets[0] != IGNORE_INDEX].tolist()
     assert scored == reply                                   # exactly the reply and its <|end|>
     assert inputs[0].tolist() == example.ids[:-1]
-    assert targets[1, 4:].tolist() == [IGNORE] * (targets.size(1) - 4)   # padding
+    assert targets[1, 4:].tolist() == [IGNORE_INDEX] * (targets.size(1) - 4)   # padding
     assert (inputs[1, 4:] == pad).all()
     _, all_targets = collate([example], pad, reply_only=False)
     assert all_targets[0].tolist() == example.ids[1:]
@@ -98,6 +100,34 @@ def test_schedule_values():
     assert all(learning_rate(s, c) >= learning_rate(s + 1, c) for s in range(100, 1_100))
 
 
+def test_a_run_keeps_its_character_and_resume_keeps_it_too(tmp_path, data, tok, resume_offline):
+    # Mochi as the character of a run on the fixture data: only the bookkeeping is tested here
+    t = Trainer(ModelConfig(vocab_size=len(tok), **TINY_MODEL), replace(TINY_TRAIN, steps=2), tok, data, device="cpu",
+                data_source={"n": 1_000, "seed": 0}, character=MOCHI)
+    assert t.train_config.steps == 2
+    t.fit(tmp_path / "run", progress=False)
+    assert run_character(tmp_path / "run") == MOCHI
+    assert Trainer.resume(tmp_path / "run", device="cpu").character == MOCHI
+    (tmp_path / "run" / "character.yaml").unlink()
+    assert run_character(tmp_path / "run") == FINN        # a run written before runs kept their character
+
+
+def test_in_character_needs_the_reply_rules_and_the_topic():
+    classify = lambda text: "food" if "food" in text else "greeting"   # noqa: E731
+    assert in_character("i love food.", "food", classify, FINN)
+    assert not in_character("i love food.", "greeting", classify, FINN)   # off topic
+    assert not in_character("I love food.", "food", classify, FINN)       # not lowercase
+    assert not in_character("food", "food", classify, FINN)               # one word, not 2-40
+    assert in_character("food", "food", classify, replace(FINN, min_reply_words=1))
+
+
+def test_greedy_in_character_rate_says_why(data, tok):
+    rate = greedy_in_character_rate(trainer(data, tok).model, tok, data, FINN, n=4)
+    assert set(rate) == {"in_character", "well_formed", "on_topic", "distinct_replies", "prompts"}
+    assert rate["prompts"] == 4 and all(0 <= rate[k] <= 1 for k in rate if k != "prompts")
+    assert rate["in_character"] <= min(rate["well_formed"], rate["on_topic"])
+
+
 def test_weight_decay_only_on_matrices(data, tok):
     t = trainer(data, tok)
     decayed, free = t.optimizer.param_groups
@@ -108,13 +138,15 @@ def test_weight_decay_only_on_matrices(data, tok):
 def test_checkpoint_round_trip(tmp_path, data, tok, resume_offline):
     t = trainer(data, tok, steps=10).fit(tmp_path / "run", progress=False)
     assert {p.name for p in (tmp_path / "run").iterdir()} == {
-        "model.safetensors", "config.json", "tokenizer.json", "train_log.jsonl", "resume.safetensors", "resume.json"}
+        "model.safetensors", "config.json", "tokenizer.json", "character.yaml", "train_log.jsonl", "resume.safetensors",
+        "resume.json"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]        # no .partial or .old left
     again = Trainer.resume(tmp_path / "run", device="cpu")
     assert again.step == 10 and again.log == t.log
     assert all(torch.equal(a, b) for a, b in zip(weights(t).values(), weights(again).values()))
     assert again.optimizer.state_dict()["state"][0]["exp_avg"].equal(t.optimizer.state_dict()["state"][0]["exp_avg"])
     assert Tokenizer.load(tmp_path / "run" / "tokenizer.json").merges == tok.merges
+    assert run_character(tmp_path / "run") == FINN == again.character
 
 
 def test_ctrl_c_saves_and_resume_ends_with_the_same_weights(tmp_path, data, tok, resume_offline):
@@ -154,19 +186,35 @@ def test_fp16_autocast_and_grad_scaler_path_runs(data, tok):
     assert math.isfinite(t.evaluate(t.valid_examples)["loss"])
 
 
+class HalfSureOfTheEnd(torch.nn.Module):
+    "A stand-in model over 513 tokens: <|end|> next with probability 1/2, 1/1024 for each other token."
+    def __init__(self, end: int):
+        super().__init__()
+        self.end, self.unused = end, torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, ids, targets=None):
+        logits = torch.zeros(*ids.shape, 513)
+        logits[..., self.end] = 9 * math.log(2)                    # 512 / (512 + 512 others)
+        return logits, None
+
+
 def test_evaluation_reports_nats_and_bits_per_byte(data, tok):
     t = trainer(data, tok)
-    score = t.evaluate(t.valid_examples)
-    assert score["loss"] == pytest.approx(math.log(len(tok)), rel=0.15)   # untrained: about ln V
-    reply_bytes = sum(len(tok.decode(e.ids[e.reply_start:], skip_special=True).encode()) for e in t.valid_examples)
-    tokens = sum(len(e.ids) - e.reply_start for e in t.valid_examples)
-    assert score["bits_per_byte"] == pytest.approx(score["loss"] * tokens / reply_bytes / math.log(2))
+    assert t.evaluate(t.valid_examples)["loss"] == pytest.approx(math.log(len(tok)), rel=0.15)   # untrained: ~ln V
+    # known values: each reply's <|end|> costs 1 bit, each of its other tokens 10 bits (log2 1024)
+    end = tok.special_tokens["<|end|>"]
+    prompt = tok.encode_chat([{"role": "user", "content": "are you hungry?"}], add_generation_prompt=True)
+    replies = [tok.encode("yes."), tok.encode("blub. i am here.")]            # 4 + 16 = 20 bytes of reply text
+    examples = [Example(prompt + reply + [end], len(prompt)) for reply in replies]
+    text_tokens = len(replies[0]) + len(replies[1])
+    bits = 10 * text_tokens + 2
+    score = reply_loss(HalfSureOfTheEnd(end), tok, examples)
+    assert score["loss"] == pytest.approx(bits * math.log(2) / (text_tokens + 2))   # nats per reply token
+    assert score["bits_per_byte"] == pytest.approx(bits / 20)
 
 
 def test_presets_exist_with_their_model_shapes():
-    assert set(TRAIN_PRESETS) == {"t4", "cpu"}
-    for name in TRAIN_PRESETS:
-        ModelConfig.preset(name, 2304)
+    assert set(TRAIN_PRESETS) == set(PRESETS) == {"t4", "cpu"}, "each training recipe has a model shape of its name"
 
 
 def test_run_directory_errors(tmp_path):
@@ -190,8 +238,7 @@ def test_run_directory_errors(tmp_path):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "tinyllm", "train", *args], capture_output=True, text=True,
-                          timeout=600)
+    return run_tinyllm("train", *args)
 
 
 def test_cli_trains_a_few_steps_and_resumes(tmp_path):
@@ -200,6 +247,7 @@ def test_cli_trains_a_few_steps_and_resumes(tmp_path):
     assert "trained 3 steps" in result.stdout
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["step"] == 3 and config["train"]["steps"] == 3
+    assert {k: config["model"][k] for k in PRESETS["cpu"]} == PRESETS["cpu"], "--preset cpu trains cpu's shape"
     again = run_cli("--preset", "cpu", "--out", str(tmp_path / "run"), "--steps", "4", "--resume")
     assert again.returncode == 0, again.stderr
     assert json.loads((tmp_path / "run" / "config.json").read_text())["step"] == 4

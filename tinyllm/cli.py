@@ -1,7 +1,7 @@
 """The command line of the course (hand-written, not generated).
 
-    python -m tinyllm data  --out DIR [--n 60000] [--seed 0]
-    python -m tinyllm train --preset cpu|t4 --out RUN [--steps N] [--seed 0]
+    python -m tinyllm data  --out DIR [--character finn|mochi|SPEC.yaml] [--n 60000] [--seed 0]
+    python -m tinyllm train --preset cpu|t4 --out RUN [--character ...] [--steps N] [--seed 0]
     python -m tinyllm chat  RUN [--prompt TEXT ...] [--seed N] [--temperature T] [--top-k K] [--top-p P]
                                 [--max-new-tokens N] [--multi-turn] [--device D]
     python -m tinyllm eval  RUN [--prompts 200] [--seeds 3] [--json] [--device D]
@@ -45,7 +45,7 @@ def run_train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         trainer = train_run(args.out, preset=args.preset, steps=args.steps, seed=args.seed, resume=args.resume,
-                            device=args.device, data_dir=args.data)
+                            device=args.device, data_dir=args.data, character=args.character)
     except KeyboardInterrupt:
         print(f"tinyllm train: interrupted; the run was saved in {args.out} — continue it with --resume",
               file=sys.stderr)
@@ -74,24 +74,26 @@ def run_chat(args: argparse.Namespace) -> int:
     import warnings
 
     from tinyllm.generate import load
+    from tinyllm.train import run_character
 
-    finn = load(args.run_dir, args.device)
+    model = load(args.run_dir, args.device)
+    speaker = run_character(args.run_dir).name
     given = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, max_new_tokens=args.max_new_tokens)
-    settings = {name: value for name, value in given.items() if value is not None}   # else the chapter's defaults
+    settings = {key: value for key, value in given.items() if value is not None}   # else the chapter's defaults
     # a warning (an overlong prompt) is one line for the user, not a Python warning with a source line
     warnings.showwarning = lambda message, *_: print(f"tinyllm chat: warning: {message}", file=sys.stderr)
     if args.prompt:   # one reply per line, each from the same seed
         for text in args.prompt:
             if not text.strip():
                 print("tinyllm chat: an empty --prompt gets an empty line", file=sys.stderr)
-            print(" ".join(finn.reply(text, args.seed, **settings).split()) if text.strip() else "")
+            print(" ".join(model.reply(text, args.seed, **settings).split()) if text.strip() else "")
         return 0
     memory = "keeps the conversation; /reset starts over" if args.multi_turn else "answers each message on its own"
     print(f"chatting with {args.run_dir} ({memory}); /quit or Ctrl-D leaves", file=sys.stderr)
-    return chat_loop(finn.conversation(**settings), args.multi_turn, args.seed)
+    return chat_loop(model.conversation(**settings), args.multi_turn, args.seed, speaker)
 
 
-def chat_loop(chat, multi_turn: bool, seed: int | None) -> int:
+def chat_loop(chat, multi_turn: bool, seed: int | None, speaker: str = "finn") -> int:
     "The interactive chat: read a line, stream the reply, until /quit or the end of input."
     for turn in itertools.count():
         try:
@@ -106,9 +108,9 @@ def chat_loop(chat, multi_turn: bool, seed: int | None) -> int:
         if text == "/reset":
             print("(a new conversation)")
         elif not text:
-            print("(say something to the fish, or /quit to leave)")
+            print(f"(say something to {speaker}, or /quit to leave)")
         else:
-            print("finn> ", end="", flush=True)
+            print(f"{speaker}> ", end="", flush=True)
             for piece in chat.stream(text, None if seed is None else seed + turn):
                 print(piece, end="", flush=True)
             print()
@@ -117,25 +119,17 @@ def chat_loop(chat, multi_turn: bool, seed: int | None) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     import json
 
-    from tinyllm.data import FINN
-    from tinyllm.evaluate import evaluate, fresh_prompts, scoreboard
-    from tinyllm.generate import load
-    from tinyllm.train import load_data, read_run_config
+    from tinyllm.evaluate import evaluate_run, scoreboard
 
-    chat = load(args.run_dir, args.device)
-    data = load_data(read_run_config(args.run_dir)["data"])
-    # the fresh questions are about Finn's topics: ask them only of a model trained on those
-    finns = set(data["train"]["category"]) == {t.name for t in FINN.topics}
-    results = evaluate(chat, data, n_prompts=args.prompts, seeds=tuple(range(args.seeds)),
-                       fresh=fresh_prompts() if finns else ())
+    results = evaluate_run(args.run_dir, n_prompts=args.prompts, seeds=tuple(range(args.seeds)), device=args.device)
     print(json.dumps(results, indent=2) if args.json else scoreboard({str(args.run_dir): results}))
     return 0
 
 
 def run_data(args: argparse.Namespace) -> int:
-    from tinyllm.data import generate, save_conversations
+    from tinyllm.data import generate_conversations, load_character, save_conversations
 
-    data = generate(n=args.n, seed=args.seed)
+    data = generate_conversations(n=args.n, seed=args.seed, character=load_character(args.character))
     try:
         out = save_conversations(data, args.out)
     except OSError as error:
@@ -151,15 +145,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tinyllm {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    data = commands.add_parser("data", help="generate Finn's conversations and write them to a directory",
+    character_help = "a shipped character (finn, mochi) or a YAML spec file (default finn; see chapter 9)"
+    data = commands.add_parser("data", help="generate a character's conversations and write them to a directory",
                                description="Generate the conversation data set (chapter 1) and write it to "
                                            "DIR: Hugging Face save_to_disk format plus one .jsonl per split.")
     data.add_argument("--out", required=True, metavar="DIR", help="directory to write (created if missing)")
     data.add_argument("--n", type=conversation_count, default=60_000, help="number of conversations (default 60000)")
     data.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    data.add_argument("--character", default="finn", metavar="NAME|SPEC", help=character_help)
     data.set_defaults(run=run_data)
 
-    train = commands.add_parser("train", help="train Finn with a preset (chapter 5)",
+    train = commands.add_parser("train", help="train a character's model with a preset (chapter 5)",
                                 description="Build the data and tokenizer (or read --data), train a model "
                                             "with a preset, and write the run directory RUN.")
     train.add_argument("--preset", required=True, choices=["cpu", "t4"], help="model shape and recipe")
@@ -169,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in RUN")
     train.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     train.add_argument("--data", metavar="DIR", help="train on this data set instead of generating one")
+    train.add_argument("--character", default="finn", metavar="NAME|SPEC", help=character_help)
     train.set_defaults(run=run_train)
 
     chat = commands.add_parser("chat", help="talk to a trained model (chapter 6)",
