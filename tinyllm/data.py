@@ -146,10 +146,11 @@ def check_character(character: Character):
 # %% ../chapters/01_data.ipynb #ad70cf0f
 TEXT, NUMBER, TEXTS = "text", "a whole number", "a list of text"
 NAMED_TEXTS, TOPICS = "a mapping of names to lists of text", "a list of topics"
-SPEC_KEYS = {"name": TEXT, "topics": TOPICS, "pools": NAMED_TEXTS, "vocatives": TEXTS, "openers": TEXTS,
-             "interjections": TEXTS, "closers": TEXTS, "generic_asks": TEXTS, "world_words": TEXTS,
-             "min_reply_words": NUMBER, "max_reply_words": NUMBER, "fresh_questions": NAMED_TEXTS}
-TOPIC_KEYS = {"name": TEXT, "asks": TEXTS, "replies": TEXTS, "tails": TEXTS, "keywords": TEXTS}
+# every key a spec may have and the kind of its value, in the order the shipped files use
+SPEC_KEYS = {"name": TEXT, "min_reply_words": NUMBER, "max_reply_words": NUMBER, "world_words": TEXTS,
+             "vocatives": TEXTS, "openers": TEXTS, "interjections": TEXTS, "closers": TEXTS, "generic_asks": TEXTS,
+             "pools": NAMED_TEXTS, "topics": TOPICS, "fresh_questions": NAMED_TEXTS}
+TOPIC_KEYS = {"name": TEXT, "keywords": TEXTS, "asks": TEXTS, "replies": TEXTS, "tails": TEXTS}
 
 
 def _described(value, kind: str) -> str:
@@ -191,8 +192,7 @@ def _shape_problems(value, kind: str, path: tuple) -> list[tuple[tuple, str]]:
 
 def character_from_spec(spec: dict) -> Character:
     "The Character a spec of the right shape describes."
-    topics = [Topic(t["name"], *(tuple(t.get(k, ())) for k in ("asks", "replies", "tails", "keywords")))
-              for t in spec["topics"]]
+    topics = [Topic(**{k: v if k == "name" else tuple(v) for k, v in t.items()}) for t in spec["topics"]]
     return Character(**{"pools": {}, "interjections": [], "closers": [], **spec, "topics": topics,
                         "world_words": tuple(spec.get("world_words", ()))})
 
@@ -277,12 +277,11 @@ def load_character(name_or_path: str | Path) -> Character:
     shape = _mapping_problems(spec, SPEC_KEYS, ("name", "topics", "vocatives", "openers", "generic_asks"), ())
     found = [(line, f"{_where(where, spec)} is given twice") for where, line in repeated]
     found += [(lines.get(where, 1), (f"{_where(where, spec)}: " if where else "") + problem) for where, problem in shape]
-    problems = [f"line {line}: {problem}" for line, problem in sorted(found, key=lambda found: found[0])]
-    if not problems:   # the content, once the shape is right
+    if not found:   # the content, once the shape is right
         character = character_from_spec(spec)
         found = [(_content_line(p, spec, lines), p) for p in character_problems(character)]
+    if found:
         problems = [f"line {line}: {problem}" for line, problem in sorted(found, key=lambda found: found[0])]
-    if problems:
         raise ValueError(f"{path} has {len(problems)} problem(s):\n  " + "\n  ".join(problems))
     return character
 
@@ -290,11 +289,8 @@ def load_character(name_or_path: str | Path) -> Character:
 def character_yaml(character: Character) -> str:
     "A character as YAML that `load_character` reads back (how a run records the character it learned)."
     spec = asdict(character) | {"world_words": list(character.world_words)}
-    spec["topics"] = [{k: t[k] if k == "name" else list(t[k]) for k in ("name", "keywords", "asks", "replies", "tails")
-                       if t[k]} for t in spec["topics"]]
-    order = ["name", "min_reply_words", "max_reply_words", "world_words", "vocatives", "openers", "interjections",
-             "closers", "generic_asks", "pools", "topics", "fresh_questions"]   # as in the shipped files
-    return yaml.safe_dump({k: spec[k] for k in order}, sort_keys=False, allow_unicode=True, width=100)
+    spec["topics"] = [{k: t[k] if k == "name" else list(t[k]) for k in TOPIC_KEYS if t[k]} for t in spec["topics"]]
+    return yaml.safe_dump({k: spec[k] for k in SPEC_KEYS}, sort_keys=False, allow_unicode=True, width=100)
 
 # %% ../chapters/01_data.ipynb #f1a2b3c4
 FINN = load_character("finn")
