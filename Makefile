@@ -6,8 +6,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+# The book is executed, and tested, on two CPU threads, as in CI; a reader's machine uses all of its own.
+BOOK_ENV := OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
+CHAPTER_FILES := $(wildcard chapters/[0-9][0-9]_*.ipynb)
 
-.PHONY: setup browser test book export execute assignments bench clean
+.PHONY: setup browser test test-fast book export execute assignments reference bench clean
 
 setup: $(STAMP)
 
@@ -24,9 +27,15 @@ browser:
 		$$SUDO apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends chromium; }
 
-## unit tests, the library-chapters sync check, and every chapter under nbval
+## unit tests, the library-chapters sync check, every chapter under nbval, the book in a browser, a Colab-like run.
+## Chapters start as in a fresh Colab runtime: with no runs of their own (TINYLLM_RUNS is an empty folder).
 test: $(STAMP)
-	$(PY) -m pytest tests chapters $(NBVAL)
+	rm -rf _build/test/runs && mkdir -p _build/test/runs
+	$(BOOK_ENV) TINYLLM_RUNS=$(CURDIR)/_build/test/runs $(PY) -m pytest tests chapters $(NBVAL) --durations=15
+
+## the unit tests alone, without what is marked slow (under 2 minutes)
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -m "not slow" -q
 
 ## the online book, from the outputs stored in the chapters (open _build/html/index.html)
 book: $(STAMP)
@@ -36,15 +45,27 @@ book: $(STAMP)
 export: $(STAMP)
 	$(PY) tools/export.py
 
-## re-run every chapter in place on a clean kernel and store its outputs
+## re-run every chapter in place on a clean kernel and store its outputs, printing each one's time. Each
+## starts as in a fresh Colab runtime, with an empty runs folder of its own, so chapters 6 to 9 show the
+## reference run. `make execute CHAPTERS="chapters/05_training.ipynb"` runs some of them.
+CHAPTERS ?= $(CHAPTER_FILES)
 execute: $(STAMP)
-	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
-		--ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.record_timing=False \
-		chapters/[0-9][0-9]_*.ipynb
+	@for chapter in $(CHAPTERS); do \
+		runs=_build/execute/$$(basename $$chapter .ipynb)/runs; rm -rf $$runs; mkdir -p $$runs; \
+		start=$$(date +%s); \
+		$(BOOK_ENV) TINYLLM_RUNS=$(CURDIR)/$$runs $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+			--ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.record_timing=False $$chapter \
+			|| { echo "$$chapter failed"; exit 1; }; \
+		echo "$$chapter: $$(( $$(date +%s) - start )) s"; \
+	done
 
-## student versions of every chapter, solutions replaced by placeholders, in _build/assignments/
+## student versions of every chapter, solutions replaced by placeholders, in assignments/ (commit them)
 assignments: $(STAMP)
 	$(PY) tools/assignments.py
+
+## retrain the reference runs shipped in tinyllm/reference/ (Finn and Mochi: about 8 minutes on two cores; commit them)
+reference: $(STAMP)
+	$(BOOK_ENV) $(PY) tools/reference.py
 
 ## speed against the design's budgets, with baselines measured in the same run
 bench: $(STAMP)
@@ -53,6 +74,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/attention.py
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/generate.py
+	$(PY) benchmarks/sample_replies.py
 
 clean:
 	rm -rf _build

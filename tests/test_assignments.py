@@ -10,7 +10,8 @@ from nbclient import NotebookClient
 from book_pages import CHAPTERS, ROOT, source
 
 sys.path.insert(0, str(ROOT / "tools"))
-from assignments import SOLUTION, placeholder, restore, student_version, write_assignments  # noqa: E402
+from assignments import (LINKS, SOLUTION, STUDENT_NOTE, placeholder, restore, student_json,  # noqa: E402
+                         student_version, write_assignments)
 
 CHECK_FAILURES = {"NotImplementedError", "NameError", "AssertionError"}
 
@@ -35,7 +36,9 @@ def test_student_version_hides_every_solution_and_keeps_the_rest(chapter):
     student = student_version(original)
     assert len(student["cells"]) == len(original["cells"])
     solutions = 0
-    for mine, theirs in zip(student["cells"], original["cells"]):
+    assert LINKS.search(source(original["cells"][0])) and not LINKS.search(source(student["cells"][0]))
+    assert source(student["cells"][0]) == LINKS.sub(STUDENT_NOTE, source(original["cells"][0]))
+    for mine, theirs in zip(student["cells"][1:], original["cells"][1:]):
         if theirs["cell_type"] != "code":
             assert mine == theirs                                  # prose untouched
             continue
@@ -53,7 +56,17 @@ def test_student_version_hides_every_solution_and_keeps_the_rest(chapter):
 def test_putting_the_solutions_back_gives_the_chapter_nbval_runs(chapter):
     "So the checks pass with the solutions in place: `make test` runs exactly this notebook under nbval."
     original = load(chapter)
-    assert restore(student_version(original), original) == [source(c) for c in original["cells"]]
+    restored = restore(student_version(original), original)
+    assert restored[1:] == [source(c) for c in original["cells"][1:]]   # the title says which version it is
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.name)
+def test_committed_student_versions_are_up_to_date(chapter):
+    "Colab opens assignments/ from the repository: it must hold today's student version of every chapter."
+    committed = ROOT / "assignments" / chapter.name
+    assert committed.is_file() and committed.read_text() == student_json(chapter), \
+        f"assignments/{chapter.name} is stale: run `make assignments` and commit assignments/"
+    assert sorted(p.name for p in (ROOT / "assignments").glob("*.ipynb")) == [c.name for c in CHAPTERS]
 
 
 def test_make_assignments_writes_every_chapter(tmp_path):
@@ -62,6 +75,7 @@ def test_make_assignments_writes_every_chapter(tmp_path):
     assert all(nbformat.validate(nbformat.reads(p.read_text(), as_version=4)) is None for p in written)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chapter", CHAPTERS[:4], ids=lambda p: p.name)   # 5-9 train models: minutes each
 def test_with_placeholders_each_check_fails_with_a_message(chapter):
     student = nbformat.reads(json.dumps(student_version(load(chapter))), as_version=4)

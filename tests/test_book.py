@@ -118,6 +118,9 @@ def test_book_builds_without_warnings(book_html):
         pattern = re.escape(heading).replace("'", "[’']")   # Sphinx curls apostrophes
         assert re.search("<h1>" + pattern, page), f"{notebook.stem}: the title {heading!r} is missing"
         assert colab_url(notebook) in page
+        student = colab_url(notebook).replace("/chapters/", "/assignments/")
+        assert f'href="{student}"' in page, f"{notebook.stem}: no link to the student version in Colab"
+        assert (ROOT / "assignments" / notebook.name).is_file()
         figures = stored_figures(notebook)
         images = re.findall(r'<img[^>]+src="([^"]+)"', page)
         assert len(images) >= figures, f"{notebook.stem}: {figures} stored figures, {len(images)} shown"

@@ -126,11 +126,12 @@ def test_page_loads_with_its_title_and_no_errors(pages, entry):
 
 
 @pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.name)
-def test_chapter_page_shows_its_figures_and_launches_its_own_notebook(pages, notebook):
+def test_chapter_page_shows_its_figures_and_launches_its_notebook_and_student_version(pages, notebook):
     page = pages[f"chapters/{notebook.stem}"]
     assert page["images"] >= stored_figures(notebook)
     assert page["h2"] >= 3, f"{notebook.stem}: only {page['h2']} section headings"
-    assert page["colab"] and set(page["colab"]) == {colab_url(notebook)}, page["colab"]
+    student = colab_url(notebook).replace("/chapters/", "/assignments/")
+    assert set(page["colab"]) == {colab_url(notebook), student}, page["colab"]
 
 
 def test_every_link_within_the_book_resolves(pages, site):

@@ -1,4 +1,5 @@
 """Chapter 8: the evaluation harness and `python -m tinyllm eval` (tinyllm/evaluate.py)."""
+import copy
 import dataclasses
 import inspect
 import json
@@ -11,7 +12,7 @@ from tinyllm.data import FINN, character_yaml, generate_conversations, normalize
 from tinyllm.evaluate import (OFF_TOPIC, SCOREBOARD, VARIANTS, Reply, deflects, distinct_n, evaluate, evaluate_run,
                               format_problems, fresh_prompts, held_out_loss, repeats_ngram, sample_replies,
                               score_replies, scoreboard, topic_vocabulary, uses_vocabulary)
-from tinyllm.generate import ChatModel
+from tinyllm.generate import TEMPERATURE, TOP_K, TOP_P, ChatModel, generate_ids
 from tinyllm.model import TinyLM
 
 from command_line import run_tinyllm as run
@@ -132,6 +133,21 @@ def test_sampled_replies_are_reproducible_and_know_if_they_ended(trained, untrai
     assert first == again and len(first) == 5
     assert all(r.ended for r in first)                                    # the tiny run learnt to stop
     assert not any(r.ended for r in sample_replies(untrained, prompts[:2], seed=0, max_new_tokens=16))
+
+
+def test_batched_sampling_gives_each_prompt_the_reply_it_gets_alone(trained, data):
+    "sample_replies batches prompts of equal length; each row must still be chapter 6's generate_ids with its seed."
+    # float64, so that rounding in batched matrix products cannot move a sampled token across a top-p cut
+    trained = ChatModel(copy.deepcopy(trained.model).double(), trained.tok)
+    prompts = unseen_questions(data, 40)
+    lengths = [len(trained.prompt_ids([{"role": "user", "content": m}], 48)) for m, _ in prompts]
+    assert len(set(lengths)) < len(prompts), "no two prompts of one length: nothing was batched"
+    batched = sample_replies(trained, prompts, seed=2, max_new_tokens=48)
+    for i, ((message, topic), reply) in enumerate(zip(prompts, batched)):
+        prompt = trained.prompt_ids([{"role": "user", "content": message}], 48)
+        alone = list(generate_ids(trained.model, prompt, 48, trained.end_id, trained.banned_ids,
+                                  TEMPERATURE, TOP_K, TOP_P, seed=2 * 1_000_003 + i))
+        assert reply == Reply(message, topic, trained.tok.decode(alone), ended=len(alone) < 48)
 
 
 def test_held_out_loss_splits_seen_and_unseen(trained, data):

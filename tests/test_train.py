@@ -10,7 +10,7 @@ from tinyllm.characters import MOCHI
 from tinyllm.data import FINN, generate_conversations
 from tinyllm.model import IGNORE_INDEX, PRESETS, ModelConfig
 from tinyllm.tokenizer import PAD, Tokenizer, train_tokenizer
-from tinyllm.train import (TRAIN_PRESETS, Example, TrainConfig, Trainer, collate, encode_conversations,
+from tinyllm.train import (TRAIN_PRESETS, Example, TrainConfig, Trainer, collate, encode_conversations, pick_device,
                            greedy_in_character_rate, in_character, learning_rate, length_buckets, read_run_config,
                            reply_loss, run_character, train_run)
 
@@ -241,6 +241,7 @@ def run_cli(*args):
     return run_tinyllm("train", *args)
 
 
+@pytest.mark.slow
 def test_cli_trains_a_few_steps_and_resumes(tmp_path):
     result = run_cli("--preset", "cpu", "--out", str(tmp_path / "run"), "--steps", "3", "--device", "cpu")
     assert result.returncode == 0, result.stderr
@@ -272,3 +273,21 @@ def test_cli_refuses_a_non_empty_out_and_a_missing_resume(tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "mine"
     result = run_cli("--preset", "cpu", "--out", str(tmp_path / "nothing"), "--resume")
     assert result.returncode == 1 and "no run directory" in result.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+@pytest.mark.parametrize("command", [("train", "--preset", "cpu", "--out", "{tmp}/never"),
+                                     ("chat", "finn", "--prompt", "hi"), ("eval", "finn")])
+def test_a_device_that_is_not_there_gets_one_line_before_any_work(command, tmp_path):
+    result = run_tinyllm(*(part.format(tmp=tmp_path) for part in command), "--device", "cuda")
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "device 'cuda' is not available: this PyTorch can use cpu" in result.stderr
+    assert not (tmp_path / "never").exists()
+
+
+def test_pick_device_names_what_there_is():
+    assert pick_device("cpu") == torch.device("cpu") and pick_device(None).type in {"cpu", "cuda", "mps"}
+    with pytest.raises(ValueError, match="device 'gpu' is not available"):
+        pick_device("gpu")
+    with pytest.raises(ValueError, match="device 'cuda:7' is not available"):
+        pick_device("cuda:7")

@@ -2,9 +2,9 @@
 
     python -m tinyllm data  --out DIR [--character finn|mochi|SPEC.yaml] [--n 60000] [--seed 0]
     python -m tinyllm train --preset cpu|t4 --out RUN [--character ...] [--steps N] [--seed 0]
-    python -m tinyllm chat  RUN [--prompt TEXT ...] [--seed N] [--temperature T] [--top-k K] [--top-p P]
+    python -m tinyllm chat  RUN|finn [--prompt TEXT ...] [--seed N] [--temperature T] [--top-k K] [--top-p P]
                                 [--max-new-tokens N] [--multi-turn] [--device D]
-    python -m tinyllm eval  RUN [--prompts 200] [--seeds 3] [--json] [--device D]
+    python -m tinyllm eval  RUN|finn [--prompts 200] [--seeds 3] [--json] [--device D]
 
 Every command is a thin layer over a chapter's module. A user's mistake gets one
 line on stderr and a non-zero exit status, never a traceback. Library modules are
@@ -89,7 +89,7 @@ def run_chat(args: argparse.Namespace) -> int:
             print(" ".join(model.reply(text, args.seed, **settings).split()) if text.strip() else "")
         return 0
     memory = "keeps the conversation; /reset starts over" if args.multi_turn else "answers each message on its own"
-    print(f"chatting with {args.run_dir} ({memory}); /quit or Ctrl-D leaves", file=sys.stderr)
+    print(f"chatting with {args.run_name} ({memory}); /quit or Ctrl-D leaves", file=sys.stderr)
     return chat_loop(model.conversation(**settings), args.multi_turn, args.seed, speaker)
 
 
@@ -122,7 +122,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from tinyllm.evaluate import evaluate_run, scoreboard
 
     results = evaluate_run(args.run_dir, n_prompts=args.prompts, seeds=tuple(range(args.seeds)), device=args.device)
-    print(json.dumps(results, indent=2) if args.json else scoreboard({str(args.run_dir): results}))
+    print(json.dumps(results, indent=2) if args.json else scoreboard({args.run_name: results}))
     return 0
 
 
@@ -137,6 +137,9 @@ def run_data(args: argparse.Namespace) -> int:
     sizes = ", ".join(f"{split} {len(ds):,}" for split, ds in data.items())
     print(f"wrote {sum(len(ds) for ds in data.values()):,} conversations to {out} ({sizes})")
     return 0
+
+
+RUN_HELP = "a run directory written by `train`, or finn or mochi: a reference run shipped with tinyllm"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", help="talk to a trained model (chapter 6)",
                                description="Chat with the model in the run directory RUN: interactively, "
                                            "streaming its words, or one reply per --prompt.")
-    chat.add_argument("run_dir", metavar="RUN", help="run directory written by `train`")
+    chat.add_argument("run_dir", metavar="RUN", help=RUN_HELP)
     chat.add_argument("--prompt", action="append", metavar="TEXT",
                       help="print the reply to TEXT and exit (repeat for several, one reply per line)")
     chat.add_argument("--seed", type=int, help="random seed: the same seed gives the same replies")
@@ -189,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation = commands.add_parser("eval", help="score a trained model (chapter 8)",
                                      description="Score the model in RUN with chapter 8's harness on its test "
                                                  "split: held-out loss, format, persona, novelty, robustness.")
-    evaluation.add_argument("run_dir", metavar="RUN", help="run directory written by `train`")
+    evaluation.add_argument("run_dir", metavar="RUN", help=RUN_HELP)
     evaluation.add_argument("--prompts", type=positive, default=200,
                             help="unseen-wording test questions to answer (default 200)")
     evaluation.add_argument("--seeds", type=positive, default=3, help="sampling seeds to average over (default 3)")
@@ -203,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        from tinyllm.train import pick_device, run_path
+
+        pick_device(getattr(args, "device", None))   # a device that is not there: one line, before any work
+        if hasattr(args, "run_dir"):   # a directory, or a shipped reference run named as typed
+            args.run_name, args.run_dir = str(args.run_dir), run_path(args.run_dir)
         return args.run(args)
     except (OSError, ValueError) as error:  # a user's mistake: one line, no traceback
         print(f"tinyllm {args.command}: error: {error}", file=sys.stderr)

@@ -15,12 +15,12 @@ import torch
 from .data import END
 from .model import ModelConfig, TinyLM
 from .tokenizer import Tokenizer
-from .train import load_weights, pick_device, read_run_config
+from .train import load_weights, pick_device, read_run_config, run_path
 
 # %% ../chapters/06_generation.ipynb #1a11873d
 def load_model(run_dir: str | Path, device: str | None = None) -> tuple[TinyLM, Tokenizer]:
-    "The trained model (in eval mode, on `device` or the best available) and tokenizer of a run directory."
-    run_dir = Path(run_dir)
+    "The trained model (in eval mode, on `device` or the best available) and tokenizer of a run (or 'finn')."
+    run_dir = run_path(run_dir)
     config = read_run_config(run_dir)
     model = TinyLM(ModelConfig.from_dict(config["model"]))
     load_weights(model, run_dir / "model.safetensors")
@@ -86,7 +86,7 @@ def generate_ids(model: TinyLM, prompt: list[int], max_new_tokens: int = 64, sto
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     caches = model.new_kv_caches() if use_cache else None
-    banned = torch.tensor(banned_ids, dtype=torch.long)
+    banned = torch.tensor(banned_ids, dtype=torch.long, device="cpu")   # indexes the logits, once on the CPU
     ids, new = list(prompt), list(prompt)
     for _ in range(max_new_tokens):
         logits, _ = model(torch.tensor([new if use_cache else ids], device=device), kv_caches=caches)
@@ -156,7 +156,7 @@ class ChatModel:
 
 
 def load(run_dir: str | Path, device: str | None = None) -> ChatModel:
-    "A run directory, ready to chat: `load('runs/cpu').reply('hi')`. Also available as `tinyllm.load`."
+    "A run directory or a shipped reference run, ready to chat: `load('finn').reply('hi')`. Also `tinyllm.load`."
     return ChatModel(*load_model(run_dir, device))
 
 # %% ../chapters/06_generation.ipynb #ebc50b62

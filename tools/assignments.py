@@ -4,7 +4,11 @@ Every solution, the code between `### BEGIN SOLUTION` and `### END SOLUTION`, is
 replaced by a placeholder: imports stay, each function keeps its signature and
 docstring with a body that raises NotImplementedError, and any other code becomes
 one `raise NotImplementedError`. The markers stay, so nbgrader (and `restore`)
-can find the solutions' places. Prose and checks are kept; outputs are cleared.
+can find the solutions' places. Prose and checks are kept; outputs are cleared. The title's
+Colab links, which lead to both versions, become a line saying which version this is.
+
+The student versions are committed in assignments/ so that Colab can open them from the
+repository; tests/test_assignments.py fails when one is stale.
 """
 import ast
 import copy
@@ -16,6 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = re.compile(r"(### BEGIN SOLUTION\n)(.*?)(### END SOLUTION)", re.DOTALL)
 TODO = "raise NotImplementedError(\"write your solution here, then run the check below\")"
+LINKS = re.compile(r"^\[Open in Colab\]\(.*\(the exercises without their solutions\)$", re.MULTILINE)
+STUDENT_NOTE = ("*Student version: each exercise's solution is yours to write (its cell raises "
+                "`NotImplementedError` until you do); run the check below it when you have.*")
 
 
 def placeholder(solution: str) -> str:
@@ -46,6 +53,9 @@ def placeholder(solution: str) -> str:
 def student_version(notebook: dict) -> dict:
     "A copy of `notebook` with every solution replaced by its placeholder and no outputs."
     student = copy.deepcopy(notebook)
+    student["metadata"].pop("widgets", None)   # widget views saved with the outputs: outputs are not shipped
+    title = student["cells"][0]
+    title["source"] = LINKS.sub(STUDENT_NOTE, "".join(title["source"])).splitlines(keepends=True)
     for cell in student["cells"]:
         if cell["cell_type"] != "code":
             continue
@@ -70,17 +80,21 @@ def restore(student: dict, original: dict) -> list[str]:
     return sources
 
 
-def write_assignments(out: Path = ROOT / "_build" / "assignments") -> list[Path]:
+def student_json(chapter: Path) -> str:
+    "The student version of a chapter file, as `make assignments` writes it."
+    return json.dumps(student_version(json.loads(chapter.read_text())), indent=1, ensure_ascii=False) + "\n"
+
+
+def write_assignments(out: Path = ROOT / "assignments") -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for chapter in sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb")):
-        student = student_version(json.loads(chapter.read_text()))
         target = out / chapter.name
-        target.write_text(json.dumps(student, indent=1, ensure_ascii=False) + "\n")
+        target.write_text(student_json(chapter))
         written.append(target)
     return written
 
 
 if __name__ == "__main__":
     done = write_assignments()
-    print(f"wrote {len(done)} student notebooks to {done[0].parent.relative_to(ROOT)}/", file=sys.stderr)
+    print(f"wrote {len(done)} student notebooks to {done[0].parent.relative_to(ROOT)}/: commit them", file=sys.stderr)

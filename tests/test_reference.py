@@ -1,0 +1,108 @@
+"""The reference runs shipped with the library (tinyllm/reference/finn and mochi, written by `make reference`)."""
+import hashlib
+import json
+from dataclasses import asdict
+
+import pytest
+from safetensors import safe_open
+
+import tinyllm
+from tinyllm.data import generate_conversations, load_character
+from tinyllm.model import ModelConfig
+from tinyllm.tokenizer import train_tokenizer
+from tinyllm.train import (REFERENCE_RUNS, TRAIN_PRESETS, course_run, course_run_dir, data_fingerprint, is_finished,
+                           read_run_config, run_character, run_path)
+
+from command_line import run_tinyllm as run
+from tiny_runs import tiny_trainer
+
+FINN_RUN = REFERENCE_RUNS / "finn"
+NAMES = ["finn", "mochi"]   # chapter 5's Finn, chapter 9's Mochi
+STALE = "a shipped reference run no longer matches the chapters: run `make reference` and commit tinyllm/reference"
+
+
+def record(name: str) -> dict:
+    return json.loads((REFERENCE_RUNS / name / "reference.json").read_text())
+
+
+def test_the_shipped_runs_are_finn_and_mochi():
+    assert sorted(p.name for p in REFERENCE_RUNS.iterdir() if not p.name.startswith(".")) == NAMES
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_the_reference_is_trained_on_todays_data_and_tokenizer(name, tmp_path):
+    "What chapters 1 and 2 produce today (the data, then the tokenizer trained on it) is what the reference learned."
+    data = generate_conversations(character=load_character(name))
+    assert data_fingerprint(data) == record(name)["data_fingerprint"], STALE
+    train_tokenizer(data).save(tmp_path / "tokenizer.json")
+    today = (tmp_path / "tokenizer.json").read_bytes()
+    assert today == (REFERENCE_RUNS / name / "tokenizer.json").read_bytes(), STALE
+    assert hashlib.sha1(today).hexdigest() == record(name)["tokenizer_sha1"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_reference_is_the_cpu_preset_with_seed_0_as_it_stands(name):
+    run_dir, preset = REFERENCE_RUNS / name, TRAIN_PRESETS["cpu"]
+    config = read_run_config(run_dir)
+    assert config["train"] == asdict(preset) | {"seed": 0}, STALE
+    assert config["data"] == {"n": preset.n_conversations, "seed": 0}
+    assert config["step"] == preset.steps == record(name)["steps"] and is_finished(run_dir)
+    assert ModelConfig.from_dict(config["model"]) == ModelConfig.preset("cpu", config["model"]["vocab_size"]), STALE
+    assert run_character(run_dir) == load_character(name), STALE
+    assert (record(name)["preset"], record(name)["seed"], record(name)["tinyllm_version"]) == ("cpu", 0, tinyllm.__version__)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_reference_is_small_half_precision_weights(name):
+    with safe_open(str(REFERENCE_RUNS / name / "model.safetensors"), "pt") as weights:
+        assert {str(weights.get_tensor(key).dtype) for key in weights.keys()} == {"torch.float16"}
+    assert sum(f.stat().st_size for f in (REFERENCE_RUNS / name).iterdir()) < 6_000_000
+
+
+def test_load_finn_gives_the_reference_in_full_precision_and_it_talks():
+    finn = tinyllm.load("finn", device="cpu")
+    assert {p.dtype for p in finn.model.parameters()} == {__import__("torch").float32}
+    reply = finn.reply("are you hungry?", seed=0)
+    assert reply and reply == reply.lower() and finn.reply("are you hungry?", seed=0) == reply
+
+
+def test_chat_accepts_a_reference_by_name_and_speaks_as_its_character():
+    chat = run("chat", "finn", "--prompt", "hi finn", "--seed", "0")
+    assert chat.returncode == 0 and len(chat.stdout.splitlines()) == 1, chat.stderr
+    assert tinyllm.load("mochi", device="cpu").reply("are you hungry?", seed=0)
+
+
+@pytest.mark.slow
+def test_eval_scores_the_reference_by_name():
+    result = run("eval", "finn", "--json", "--prompts", "20", "--seeds", "1")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["in_character"] > 0.5   # a trained Finn, not an untrained model (about 0)
+
+
+def test_a_directory_named_finn_is_a_run_directory_not_the_reference(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "finn").mkdir()
+    assert run_path("finn") == tmp_path.joinpath("finn").relative_to(tmp_path) and run_path("nothing").name == "nothing"
+    assert run_path("finn") != FINN_RUN and run_path(str(tmp_path / "other")).name == "other"
+
+
+def test_course_run_prefers_the_readers_finished_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TINYLLM_RUNS", str(tmp_path))
+    assert course_run_dir("cpu") == tmp_path / "cpu"
+    assert course_run("cpu") == FINN_RUN and "reference run 'finn'" in capsys.readouterr().out
+    assert course_run("cat", reference="mochi") == REFERENCE_RUNS / "mochi"
+
+    data = generate_conversations(1_000, seed=0)
+    shape = dict(n_layers=1, d_model=32, n_heads=2, d_ff=64, context_length=128, dropout=0.0)
+    tiny_trainer(data, shape, steps=4, warmup_steps=1, log_every=2).fit(tmp_path / "cpu", progress=False)
+    assert is_finished(tmp_path / "cpu") and course_run("cpu") == FINN_RUN, "a tiny recipe is not chapter 5's run"
+
+    config = json.loads((tmp_path / "cpu" / "config.json").read_text())
+    as_chapter_5 = config | {"train": asdict(TRAIN_PRESETS["cpu"]) | {"seed": 3}, "step": TRAIN_PRESETS["cpu"].steps}
+    (tmp_path / "cpu" / "config.json").write_text(json.dumps(as_chapter_5))
+    capsys.readouterr()
+    assert course_run("cpu") == tmp_path / "cpu" and "your own run" in capsys.readouterr().out
+
+    (tmp_path / "cpu" / "config.json").write_text(json.dumps(as_chapter_5 | {"step": 700}))   # stopped half way
+    assert not is_finished(tmp_path / "cpu") and course_run("cpu") == FINN_RUN
