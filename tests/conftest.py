@@ -1,4 +1,4 @@
-"""Fixtures for the tests of the built book (hand-written)."""
+"""Fixtures for the tests of the built book, and which tests are slow (hand-written)."""
 import pytest
 
 from book_pages import build_book
@@ -11,7 +11,11 @@ def book_html(tmp_path_factory):
 
 
 def pytest_collection_modifyitems(items):
-    "Every test that needs the built book is slow (a full Sphinx build): `make test-fast` leaves them out."
+    """Slow, so `make test-fast` leaves them out: every test that needs the built book (a full Sphinx build), and
+    every test of the command line, which starts Python and PyTorch afresh (tests/test_cli.py, and any test with
+    `cli` in its name)."""
     for item in items:
-        if "book_html" in getattr(item, "fixturenames", ()):
+        name = getattr(item, "originalname", item.name)
+        if "book_html" in getattr(item, "fixturenames", ()) or item.path.name == "test_cli.py" \
+                or "cli" in name.split("_"):
             item.add_marker(pytest.mark.slow)

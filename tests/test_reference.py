@@ -67,14 +67,13 @@ def test_load_finn_gives_the_reference_in_full_precision_and_it_talks():
     assert reply and reply == reply.lower() and finn.reply("are you hungry?", seed=0) == reply
 
 
-def test_chat_accepts_a_reference_by_name_and_speaks_as_its_character():
+def test_cli_chat_accepts_a_reference_by_name_and_load_speaks_as_its_character():
     chat = run("chat", "finn", "--prompt", "hi finn", "--seed", "0")
     assert chat.returncode == 0 and len(chat.stdout.splitlines()) == 1, chat.stderr
     assert tinyllm.load("mochi", device="cpu").reply("are you hungry?", seed=0)
 
 
-@pytest.mark.slow
-def test_eval_scores_the_reference_by_name():
+def test_cli_eval_scores_the_reference_by_name():
     result = run("eval", "finn", "--json", "--prompts", "20", "--seeds", "1")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["in_character"] > 0.5   # a trained Finn, not an untrained model (about 0)

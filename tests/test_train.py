@@ -278,7 +278,7 @@ def test_cli_refuses_a_non_empty_out_and_a_missing_resume(tmp_path):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 @pytest.mark.parametrize("command", [("train", "--preset", "cpu", "--out", "{tmp}/never"),
                                      ("chat", "finn", "--prompt", "hi"), ("eval", "finn")])
-def test_a_device_that_is_not_there_gets_one_line_before_any_work(command, tmp_path):
+def test_cli_device_that_is_not_there_gets_one_line_before_any_work(command, tmp_path):
     result = run_tinyllm(*(part.format(tmp=tmp_path) for part in command), "--device", "cuda")
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
     assert "device 'cuda' is not available: this PyTorch can use cpu" in result.stderr
