@@ -17,8 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from .data import FINN, Character, Slots, misspell, reply_problems, seen_in_training, unseen_questions, words
-from .generate import (MAX_NEW_TOKENS, TEMPERATURE, TOP_K, TOP_P, ChatModel, apply_temperature, load,
-                              top_k_filter, top_p_filter)
+from .generate import MAX_NEW_TOKENS, TEMPERATURE, TOP_K, TOP_P, ChatModel, load, sampling_probs
 from .train import (encode_conversations, in_character, load_data, read_run_config, reply_loss,
                            run_character, run_path, topic_classifier)
 
@@ -59,8 +58,7 @@ def sample_together(chat: ChatModel, prompts: list[list[int]], seeds: list[int],
         logits, _ = chat.model(new, kv_caches=caches)
         logits = logits[:, -1].float().cpu()
         logits[:, banned] = float("-inf")
-        # chapter 6's next_token, its filters applied to all rows at once; then each row draws with its own generator
-        probs = top_p_filter(top_k_filter(apply_temperature(logits, TEMPERATURE), TOP_K), TOP_P).softmax(-1)
+        probs = sampling_probs(logits, TEMPERATURE, TOP_K, TOP_P)   # next_token's, for all rows at once
         for row, generator in enumerate(generators):
             if not ended[row]:   # a finished row keeps its place in the batch but draws nothing more
                 drawn[row] = int(torch.multinomial(probs[row], 1, generator=generator))

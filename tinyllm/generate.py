@@ -2,7 +2,7 @@
 
 # %% auto #0
 __all__ = ['TEMPERATURE', 'TOP_K', 'TOP_P', 'MAX_NEW_TOKENS', 'load_model', 'apply_temperature', 'top_k_filter', 'top_p_filter',
-           'next_token', 'check_settings', 'generate_ids', 'ChatModel', 'load', 'Conversation']
+           'sampling_probs', 'next_token', 'check_settings', 'generate_ids', 'ChatModel', 'load', 'Conversation']
 
 # %% ../chapters/06_generation.ipynb #6f9408b2
 import codecs
@@ -53,13 +53,18 @@ def top_p_filter(logits: torch.Tensor, p: float | None) -> torch.Tensor:
     return torch.full_like(logits, float("-inf")).scatter(-1, order, kept)
 
 # %% ../chapters/06_generation.ipynb #3153da05
+def sampling_probs(logits: torch.Tensor, temperature: float, top_k: int | None = None,
+                   top_p: float | None = None) -> torch.Tensor:
+    "The distribution a token is sampled from (temperature > 0): temperature, top-k, top-p, then softmax. Any batch shape."
+    return top_p_filter(top_k_filter(apply_temperature(logits, temperature), top_k), top_p).softmax(-1)
+
+
 def next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
                top_p: float | None = None, generator: torch.Generator | None = None) -> int:
     "One token id from the logits (vocab,) of one position: greedy if temperature is 0, else sampled."
     if temperature == 0:
         return int(logits.argmax())
-    logits = top_p_filter(top_k_filter(apply_temperature(logits, temperature), top_k), top_p)
-    return int(torch.multinomial(logits.softmax(-1), 1, generator=generator))
+    return int(torch.multinomial(sampling_probs(logits, temperature, top_k, top_p), 1, generator=generator))
 
 
 def check_settings(temperature: float, top_k: int | None, top_p: float | None, max_new_tokens: int):

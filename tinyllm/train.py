@@ -432,8 +432,8 @@ def is_finished(run_dir: str | Path) -> bool:
 def course_run(name: str = "cpu", reference: str = "finn", preset: str = "cpu") -> Path:
     "The run a chapter starts from: your own run `name` once it has finished the `preset`, else the shipped `reference`."
     own = course_run_dir(name)
-    recipe = asdict(TRAIN_PRESETS[preset])
-    if is_finished(own) and read_run_config(own)["train"] == recipe | {"seed": read_run_config(own)["train"]["seed"]}:
+    trained = read_run_config(own)["train"] if is_finished(own) else {}   # any seed, but the preset's recipe
+    if trained and trained == asdict(TRAIN_PRESETS[preset]) | {"seed": trained["seed"]}:
         print(f"using your own run, {own.parent.name}/{own.name} (delete it to use the reference run again)")
         return own
     print(f"using the reference run '{reference}' shipped with tinyllm (your own {own.parent.name}/{own.name} "

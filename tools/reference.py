@@ -38,8 +38,9 @@ def pack(run_dir: Path, name: str) -> dict:
     expected = asdict(TRAIN_PRESETS["cpu"]) | {"seed": 0}
     if not is_finished(run_dir) or config["train"] != expected or run_character(run_dir) != character:
         raise ValueError(f"{run_dir} is not a finished run of the cpu preset with seed 0 as {name}")
-    data = load_data(config["data"], character)
-    if data_fingerprint(data) != data_fingerprint(load_data({"n": expected["n_conversations"], "seed": 0}, character)):
+    source = {"n": expected["n_conversations"], "seed": 0}
+    fingerprint = data_fingerprint(load_data(source, character))
+    if config["data"] != source and data_fingerprint(load_data(config["data"], character)) != fingerprint:
         raise ValueError(f"{run_dir} was not trained on {name}'s conversations (60,000, seed 0)")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{name}-"))
@@ -50,10 +51,10 @@ def pack(run_dir: Path, name: str) -> dict:
     for file in COPIED:
         shutil.copy(run_dir / file, staging / file)
     saved = json.loads((staging / "config.json").read_text())   # a run on a saved copy of the data names
-    saved["data"] = {"n": expected["n_conversations"], "seed": 0}   # its folder; the generator makes it again
+    saved["data"] = source                                         # its folder; the generator makes it again
     (staging / "config.json").write_text(json.dumps(saved, indent=2) + "\n")
     record = {"name": name, "preset": "cpu", "seed": 0, "steps": config["step"], "weights": "float16",
-              "data_fingerprint": data_fingerprint(data),
+              "data_fingerprint": fingerprint,
               "tokenizer_sha1": hashlib.sha1((run_dir / "tokenizer.json").read_bytes()).hexdigest(),
               "tinyllm_version": tinyllm.__version__, "torch_version": torch.__version__.split("+")[0]}
     (staging / "reference.json").write_text(json.dumps(record, indent=2) + "\n")
