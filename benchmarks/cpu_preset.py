@@ -2,8 +2,9 @@
 
 Times `train_run(preset="cpu")` end to end (data, tokenizer, training, saving) and scores
 the model with `greedy_in_character_rate` on up to 300 test prompts whose wording training never
-saw. Pass a model shape to try another candidate, e.g. `--shape 4 192 4 768 --steps 2400`.
-Each run takes about five minutes on two CPU cores.
+saw. Pass a model shape to try another candidate, e.g. `--shape 4 192 4 768 --steps 1600`.
+Machines differ by 2x and more, so it prints the machine's large-matmul speed (`matmul_gflops`) next
+to the time, and the time scaled to the slowest 2-core machine measured (134 GFLOP/s).
 """
 import argparse
 import tempfile
@@ -11,8 +12,10 @@ import time
 from dataclasses import replace
 
 from tinyllm.model import ModelConfig
-from tinyllm.train import TRAIN_PRESETS, Trainer, greedy_in_character_rate, load_data, train_run
+from tinyllm.train import TRAIN_PRESETS, Trainer, greedy_in_character_rate, load_data, matmul_gflops, train_run
 from tinyllm.tokenizer import train_tokenizer
+
+SLOWEST = 134   # GFLOP/s of the slowest 2-core machine the course was measured on
 
 
 def main():
@@ -20,6 +23,7 @@ def main():
     parser.add_argument("--shape", nargs=4, type=int, metavar=("LAYERS", "WIDTH", "HEADS", "FF"))
     parser.add_argument("--steps", type=int)
     args = parser.parse_args()
+    gflops = matmul_gflops()
     start = time.perf_counter()
     if args.shape:
         layers, width, heads, ff = args.shape
@@ -37,6 +41,8 @@ def main():
     score = greedy_in_character_rate(trainer.model, trainer.tok, data)
     print(f"{trainer.model.num_params() / 1e6:.1f}M parameters, {trainer.step} steps x {trainer.train_config.batch_size}: "
           f"{seconds:.0f} s end to end, validation loss {trainer.log[-1]['val_loss']:.3f}")
+    print(f"this machine: {gflops:,.0f} GFLOP/s (2048x2048 float32 matmul); at {SLOWEST:.0f} GFLOP/s the run would take "
+          f"about {seconds * gflops / SLOWEST:.0f} s")
     print(", ".join(f"{k} {v:.0%}" if k != "prompts" else f"{v} prompts" for k, v in score.items()))
 
 

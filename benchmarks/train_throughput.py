@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from tinyllm.data import generate_conversations
 from tinyllm.model import ModelConfig, TinyLM, flops_per_token
 from tinyllm.tokenizer import train_tokenizer
-from tinyllm.train import TRAIN_PRESETS, Trainer, collate, pick_device
+from tinyllm.train import TRAIN_PRESETS, Trainer, collate, matmul_gflops, pick_device
 
 BATCH = 32
 # (timed steps, warm-up steps): a GPU needs longer to see every batch shape once (kernel plans are built per shape)
@@ -90,19 +90,6 @@ def ours_step_function(trainer: Trainer):
     return step
 
 
-def matmul_peak(device: torch.device) -> float:
-    "FLOP/s of one large float32 matrix product: the most this device does for us."
-    a, b = torch.randn(2048, 2048, device=device), torch.randn(2048, 2048, device=device)
-    for _ in range(3):
-        a @ b
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(10):
-        a @ b
-    synchronize(device)
-    return 10 * 2 * 2048 ** 3 / (time.perf_counter() - start)
-
-
 def main():
     data = generate_conversations()
     tok = train_tokenizer(data)
@@ -112,7 +99,7 @@ def main():
         trainer = Trainer(ModelConfig.preset("t4", len(tok)), config, tok, data, device=device.type)
         ours = tokens_per_second(ours_step_function(trainer), device)
         baseline = tokens_per_second(baseline_step_function(trainer, device), device)
-        peak, per_token = matmul_peak(device), flops_per_token(trainer.model.config)
+        peak, per_token = matmul_gflops(device.type) * 1e9, flops_per_token(trainer.model.config)
         print(f"{device.type}: ours {ours:,.0f} useful tokens/s, baseline {baseline:,.0f} -> "
               f"ratio {ours / baseline:.2f} ({torch.get_num_threads()} CPU threads)")
         print(f"  model FLOP/s as a share of a large float32 matmul ({peak / 1e9:,.0f} GFLOP/s): "

@@ -10,8 +10,8 @@ from nbclient import NotebookClient
 from book_pages import CHAPTERS, ROOT, source
 
 sys.path.insert(0, str(ROOT / "tools"))
-from assignments import (LINKS, SOLUTION, STUDENT_NOTE, placeholder, restore, student_json,  # noqa: E402
-                         student_version, write_assignments)
+from assignments import (GLUE, LINKS, SOLUTION, STUDENT_NOTE, glued_values, placeholder, restore,  # noqa: E402
+                         student_json, student_version, with_glued_numbers, write_assignments)
 
 CHECK_FAILURES = {"NotImplementedError", "NameError", "AssertionError"}
 
@@ -37,10 +37,12 @@ def test_student_version_hides_every_solution_and_keeps_the_rest(chapter):
     assert len(student["cells"]) == len(original["cells"])
     solutions = 0
     assert LINKS.search(source(original["cells"][0])) and not LINKS.search(source(student["cells"][0]))
-    assert source(student["cells"][0]) == LINKS.sub(STUDENT_NOTE, source(original["cells"][0]))
+    values = glued_values(original)
+    assert source(student["cells"][0]) == with_glued_numbers(LINKS.sub(STUDENT_NOTE, source(original["cells"][0])), values)
     for mine, theirs in zip(student["cells"][1:], original["cells"][1:]):
         if theirs["cell_type"] != "code":
-            assert mine == theirs                                  # prose untouched
+            assert source(mine) == with_glued_numbers(source(theirs), values)   # prose kept, numbers written in
+            assert not GLUE.search(source(mine)), "a glued number is left for a notebook that cannot show it"
             continue
         assert mine["outputs"] == [] and mine["execution_count"] is None
         blocks = [m[2] for m in SOLUTION.finditer(source(theirs))]
@@ -57,7 +59,10 @@ def test_putting_the_solutions_back_gives_the_chapter_nbval_runs(chapter):
     "So the checks pass with the solutions in place: `make test` runs exactly this notebook under nbval."
     original = load(chapter)
     restored = restore(student_version(original), original)
-    assert restored[1:] == [source(c) for c in original["cells"][1:]]   # the title says which version it is
+    values = glued_values(original)
+    expected = [source(c) if c["cell_type"] == "code" else with_glued_numbers(source(c), values)
+                for c in original["cells"][1:]]   # the title says which version it is; prose has its numbers written in
+    assert restored[1:] == expected
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.name)
@@ -67,6 +72,15 @@ def test_committed_student_versions_are_up_to_date(chapter):
     assert committed.is_file() and committed.read_text() == student_json(chapter), \
         f"assignments/{chapter.name} is stale: run `make assignments` and commit assignments/"
     assert sorted(p.name for p in (ROOT / "assignments").glob("*.ipynb")) == [c.name for c in CHAPTERS]
+
+
+def test_glued_numbers_are_written_as_the_book_shows_them():
+    notebook = {"cells": [{"cell_type": "code", "source": [], "outputs": [
+        {"output_type": "display_data", "metadata": {"scrapbook": {"name": "rate", "mime_prefix": ""}},
+         "data": {"application/papermill.record/text/plain": "0.7354"}}]}]}
+    values = glued_values(notebook)
+    assert with_glued_numbers("in character on {glue:text}`rate:.0%` of them ({glue:text}`rate`)", values) == \
+        "in character on 74% of them (0.7354)"
 
 
 def test_make_assignments_writes_every_chapter(tmp_path):

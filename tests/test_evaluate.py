@@ -175,6 +175,16 @@ def test_evaluate_scores_fresh_questions_only_when_given(trained, data):
     assert with_fresh["in_character"] == plain["in_character"], "the fresh questions leave the other scores alone"
 
 
+def test_fresh_questions_the_data_contains_are_not_scored_as_fresh(trained, data):
+    "A fresh question that happens to be a training question tests memory: the fresh row leaves it out."
+    train = data["train"].to_dict()
+    seen = [(train["input"][i].upper(), train["category"][i]) for i in range(3)]   # the same words, another case
+    assert "fresh_in_character" not in evaluate(trained, data, n_prompts=5, seeds=(0,), fresh=seen)
+    mixed = evaluate(trained, data, n_prompts=5, seeds=(0,), fresh=seen + fresh_prompts()[:6])
+    alone = evaluate(trained, data, n_prompts=5, seeds=(0,), fresh=fresh_prompts()[:6])
+    assert mixed["fresh_in_character"] == alone["fresh_in_character"]
+
+
 def test_evaluate_run_judges_a_run_by_its_own_character(run_dir, data, tmp_path, monkeypatch):
     "evaluate_run reads the run's character.yaml: its rules judge the replies, and only its fresh questions are asked."
     import shutil

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .data import FINN, Character, Slots, misspell, reply_problems, seen_in_training, unseen_questions, words
+from .data import (FINN, Character, Slots, misspell, normalize, reply_problems, seen_in_training,
+                          unseen_questions, words)
 from .generate import MAX_NEW_TOKENS, TEMPERATURE, TOP_K, TOP_P, ChatModel, load, sampling_probs
 from .train import (encode_conversations, in_character, load_data, read_run_config, reply_loss,
                            run_character, run_path, topic_classifier)
@@ -179,7 +180,8 @@ def evaluate(chat: ChatModel, data, character: Character = FINN, n_prompts: int 
 
     Reply scores are means over `seeds`, with their standard deviation as `<name>_spread`;
     robustness and deflection use the first seed. `fresh`: (question, topic) pairs written
-    apart from the data (`fresh_prompts(character)`), scored as `fresh_in_character`.
+    apart from the data (`fresh_prompts(character)`); those that training never saw (a fresh question
+    the data happens to contain tests memory) are scored as `fresh_in_character`.
     """
     if not seeds:
         raise ValueError("evaluate needs at least one seed")
@@ -206,6 +208,8 @@ def evaluate(chat: ChatModel, data, character: Character = FINN, n_prompts: int 
     if character.world_words:   # without them, nothing can count as staying in the character's world
         off_topic = sample_replies(chat, [(q, "") for q in OFF_TOPIC], seeds[0])
         results["deflection"] = sum(deflects(r, character) for r in off_topic) / len(off_topic)
+    asked_in_training = {normalize(message) for message in train["input"]}
+    fresh = [(question, topic) for question, topic in fresh if normalize(question) not in asked_in_training]
     if fresh:
         over_seeds(fresh, "fresh_", ("in_character",))
     return results
@@ -231,7 +235,7 @@ SCOREBOARD = [   # (key, label, what is better)
     ("distinct_2", "distinct-2", "higher"), ("repetition", "repeats a 3-gram", "lower"),
     ("robust_uppercase", "in character: UPPERCASE", "higher"), ("robust_typos", "in character: typos", "higher"),
     ("robust_punctuation", "in character: punctuation", "higher"), ("deflection", "deflects off-topic", "higher"),
-    ("fresh_in_character", "in character: fresh questions", "higher"),
+    ("fresh_in_character", "in character: fresh, unseen", "higher"),
 ]
 
 

@@ -2,10 +2,10 @@
 
 # %% auto #0
 __all__ = ['TRAIN_PRESETS', 'RUN_FORMAT', 'RUN_VERSION', 'REFERENCE_RUNS', 'Example', 'encode_conversations', 'length_buckets',
-           'collate', 'TrainConfig', 'learning_rate', 'make_optimizer', 'pick_device', 'reply_loss', 'Trainer',
-           'read_run_config', 'run_character', 'load_weights', 'load_data', 'data_fingerprint', 'course_run_dir',
-           'train_run', 'run_path', 'is_finished', 'course_run', 'read_train_log', 'preview_reply', 'topic_classifier',
-           'in_character', 'greedy_in_character_rate']
+           'collate', 'TrainConfig', 'learning_rate', 'make_optimizer', 'pick_device', 'matmul_gflops', 'reply_loss',
+           'Trainer', 'read_run_config', 'run_character', 'load_weights', 'load_data', 'data_fingerprint',
+           'course_run_dir', 'train_run', 'run_path', 'is_finished', 'course_run', 'read_train_log', 'preview_reply',
+           'topic_classifier', 'in_character', 'greedy_in_character_rate']
 
 # %% ../chapters/05_training.ipynb #6f5b8684
 import hashlib
@@ -146,6 +146,23 @@ def pick_device(name: str | None = None) -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def matmul_gflops(device: str = "cpu", size: int = 2048, repeats: int = 10) -> float:
+    "How fast `device` multiplies two large float32 matrices, in GFLOP/s: a yardstick for comparing machines."
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    kind = torch.device(device).type
+
+    def multiply():
+        for _ in range(repeats):
+            a @ b
+        if kind in ("cuda", "mps"):
+            getattr(torch, kind).synchronize()   # GPU work is asynchronous: wait before reading the clock
+
+    multiply()   # warm-up
+    start = time.perf_counter()
+    multiply()
+    return 2 * size ** 3 * repeats / (time.perf_counter() - start) / 1e9
 
 # %% ../chapters/05_training.ipynb #17deca95
 RUN_FORMAT, RUN_VERSION = "tinyllm-run", 1

@@ -5,7 +5,9 @@ replaced by a placeholder: imports stay, each function keeps its signature and
 docstring with a body that raises NotImplementedError, and any other code becomes
 one `raise NotImplementedError`. The markers stay, so nbgrader (and `restore`)
 can find the solutions' places. Prose and checks are kept; outputs are cleared. The title's
-Colab links, which lead to both versions, become a line saying which version this is.
+Colab links, which lead to both versions, become a line saying which version this is. The prose's
+glued numbers ({glue:text}`name:format`, which only the book renders) are written in, as the book
+shows them, since the student version has no outputs to take them from.
 
 The student versions are committed in assignments/ so that Colab can open them from the
 repository; tests/test_assignments.py fails when one is stale.
@@ -21,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = re.compile(r"(### BEGIN SOLUTION\n)(.*?)(### END SOLUTION)", re.DOTALL)
 TODO = "raise NotImplementedError(\"write your solution here, then run the check below\")"
 LINKS = re.compile(r"^\[Open in Colab\]\(.*\(the exercises without their solutions\)$", re.MULTILINE)
+GLUE = re.compile(r"\{glue(?::text)?\}`([^`:]+):?([^`]*)`")
 STUDENT_NOTE = ("*Student version: each exercise's solution is yours to write (its cell raises "
                 "`NotImplementedError` until you do); run the check below it when you have.*")
 
@@ -50,14 +53,33 @@ def placeholder(solution: str) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def glued_values(notebook: dict) -> dict[str, str]:
+    "What the chapter's cells glued: name -> the stored text/plain (see tinyllm/book.py)."
+    values = {}
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            if name := output.get("metadata", {}).get("scrapbook", {}).get("name"):
+                values[name] = "".join(next(v for k, v in output["data"].items() if k.endswith("text/plain")))
+    return values
+
+
+def with_glued_numbers(text: str, values: dict[str, str]) -> str:
+    "Markdown with each {glue:text}`name:format` replaced by the text the book shows for it."
+    from myst_nb.core.variables import format_plain_text   # the book's own formatting
+
+    return GLUE.sub(lambda m: format_plain_text(values[m[1]], m[2] or "s"), text)
+
+
 def student_version(notebook: dict) -> dict:
-    "A copy of `notebook` with every solution replaced by its placeholder and no outputs."
+    "A copy of `notebook` with every solution replaced by its placeholder, glued numbers written in, no outputs."
     student = copy.deepcopy(notebook)
     student["metadata"].pop("widgets", None)   # widget views saved with the outputs: outputs are not shipped
     title = student["cells"][0]
     title["source"] = LINKS.sub(STUDENT_NOTE, "".join(title["source"])).splitlines(keepends=True)
+    values = glued_values(notebook)
     for cell in student["cells"]:
         if cell["cell_type"] != "code":
+            cell["source"] = with_glued_numbers("".join(cell["source"]), values).splitlines(keepends=True)
             continue
         text = "".join(cell["source"])
         text = SOLUTION.sub(lambda m: m[1] + placeholder(m[2]) + m[3], text)
