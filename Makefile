@@ -10,7 +10,7 @@ NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize
 BOOK_ENV := OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
 CHAPTER_FILES := $(wildcard chapters/[0-9][0-9]_*.ipynb)
 
-.PHONY: setup browser test test-fast book export execute assignments reference bench clean
+.PHONY: setup browser test test-fast book export execute assignments diagrams reference bench clean
 
 setup: $(STAMP)
 
@@ -62,6 +62,10 @@ execute: $(STAMP)
 ## student versions of every chapter, solutions replaced by placeholders, in assignments/ (commit them)
 assignments: $(STAMP)
 	$(PY) tools/assignments.py
+
+## the book's diagrams, drawn by code (tinyllm/diagrams.py), as PNGs in book/images/diagrams/ (commit them)
+diagrams: $(STAMP)
+	$(PY) tools/diagrams.py
 
 ## retrain the reference runs shipped in tinyllm/reference/ (Finn and Mochi: about 8 minutes on two cores; commit them)
 reference: $(STAMP)

@@ -10,8 +10,8 @@ from nbclient import NotebookClient
 from book_pages import CHAPTERS, ROOT, source
 
 sys.path.insert(0, str(ROOT / "tools"))
-from assignments import (GLUE, LINKS, SOLUTION, STUDENT_NOTE, glued_values, placeholder, restore,  # noqa: E402
-                         student_json, student_version, with_glued_numbers, write_assignments)
+from assignments import (ANSWERS_NOTE, GLUE, LINKS, SOLUTION, STUDENT_NOTE, glued_values, placeholder,  # noqa: E402
+                         restore, student_json, student_version, with_glued_numbers, write_assignments)
 
 CHECK_FAILURES = {"NotImplementedError", "NameError", "AssertionError"}
 
@@ -40,6 +40,9 @@ def test_student_version_hides_every_solution_and_keeps_the_rest(chapter):
     values = glued_values(original)
     assert source(student["cells"][0]) == with_glued_numbers(LINKS.sub(STUDENT_NOTE, source(original["cells"][0])), values)
     for mine, theirs in zip(student["cells"][1:], original["cells"][1:]):
+        if "answers" in theirs["metadata"].get("tags", []):
+            assert source(mine) == ANSWERS_NOTE, "the questionnaire's answers stay in the teacher's version"
+            continue
         if theirs["cell_type"] != "code":
             assert source(mine) == with_glued_numbers(source(theirs), values)   # prose kept, numbers written in
             assert not GLUE.search(source(mine)), "a glued number is left for a notebook that cannot show it"
@@ -60,7 +63,8 @@ def test_putting_the_solutions_back_gives_the_chapter_nbval_runs(chapter):
     original = load(chapter)
     restored = restore(student_version(original), original)
     values = glued_values(original)
-    expected = [source(c) if c["cell_type"] == "code" else with_glued_numbers(source(c), values)
+    expected = [source(c) if c["cell_type"] == "code" else
+                ANSWERS_NOTE if "answers" in c["metadata"].get("tags", []) else with_glued_numbers(source(c), values)
                 for c in original["cells"][1:]]   # the title says which version it is; prose has its numbers written in
     assert restored[1:] == expected
 

@@ -56,6 +56,19 @@ def test_chapter_ends_with_exercises_and_hidden_solutions(notebook):
 
 
 @pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_closes_with_a_questionnaire_hidden_answers_and_further_reading(notebook):
+    *_, questions, answers, reading = [source(c) for c in cells(notebook)]
+    assert questions.startswith("## Questionnaire") and reading.startswith("## Further reading")
+    asked = re.findall(r"^(\d+)\. ", questions, re.M)
+    assert 8 <= len(asked) <= 12 and re.findall(r"^(\d+)\. ", answers, re.M) == asked, "one answer per question"
+    assert answers.startswith(":::{admonition} Answers\n:class: dropdown"), "answers are hidden in the book"
+    assert "answers" in cells(notebook)[-2]["metadata"].get("tags", []), "tagged, so student versions leave them out"
+    known = set(re.findall(r"^@\w+\{([^,]+),", (ROOT / "book" / "references.bib").read_text(), re.M))
+    cited = re.findall(r"\{cite\}`([^`]+)`", reading)
+    assert len(cited) >= 3 and set(cited) <= known, set(cited) - known
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.name)
 def test_nbval_markers_are_written_so_nbval_sees_them(notebook):
     for cell in cells(notebook):
         for line in source(cell).splitlines():

@@ -49,6 +49,15 @@ def test_chapter_4_memorises_down_to_the_floor():
     assert 0.05 < v["embedding_share"] < 0.2, "the text calls the embedding a small part of the model"
 
 
+def test_chapter_4_ladder():
+    v = values("04")
+    assert v["ladder_attention"] > v["ladder_bigram"], "attention without residual connections is worse than a bigram"
+    assert v["ladder_feed_forward"] > v["ladder_residual"] + 0.5, "residual connections are the turn"
+    assert v["ladder_layernorm"] < v["ladder_residual"] - 0.3, "LayerNorm brings the loss down again"
+    assert abs(v["ladder_positions"] - v["ladder_layernorm"]) < 0.15, "positions change little at this budget"
+    assert min(v["ladder_losses"].values()) < v["ladder_bigram"] / 2
+
+
 def test_chapter_5_findings():
     v = values("05")
     assert v["bucket_padding"] < v["random_padding"] / 5, "buckets remove most of the padding"

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 from export import export_chapters  # noqa: E402
 
-HAND_WRITTEN = {"__init__.py", "__main__.py", "cli.py", "book.py"}
+HAND_WRITTEN = {"__init__.py", "__main__.py", "cli.py", "book.py", "diagrams.py"}
 
 
 def exported_copy(tmp_path: Path) -> Path:

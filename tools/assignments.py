@@ -7,7 +7,8 @@ one `raise NotImplementedError`. The markers stay, so nbgrader (and `restore`)
 can find the solutions' places. Prose and checks are kept; outputs are cleared. The title's
 Colab links, which lead to both versions, become a line saying which version this is. The prose's
 glued numbers ({glue:text}`name:format`, which only the book renders) are written in, as the book
-shows them, since the student version has no outputs to take them from.
+shows them, since the student version has no outputs to take them from. The questionnaire's
+answers (the markdown cell tagged `answers`) give way to a line saying where they are.
 
 The student versions are committed in assignments/ so that Colab can open them from the
 repository; tests/test_assignments.py fails when one is stale.
@@ -24,6 +25,7 @@ SOLUTION = re.compile(r"(### BEGIN SOLUTION\n)(.*?)(### END SOLUTION)", re.DOTAL
 TODO = "raise NotImplementedError(\"write your solution here, then run the check below\")"
 LINKS = re.compile(r"^\[Open in Colab\]\(.*\(the exercises without their solutions\)$", re.MULTILINE)
 GLUE = re.compile(r"\{glue(?::text)?\}`([^`:]+):?([^`]*)`")
+ANSWERS_NOTE = "*The answers are in the chapter itself, and in the teacher's version of this notebook.*"
 STUDENT_NOTE = ("*Student version: each exercise's solution is yours to write (its cell raises "
                 "`NotImplementedError` until you do); run the check below it when you have.*")
 
@@ -79,7 +81,8 @@ def student_version(notebook: dict) -> dict:
     values = glued_values(notebook)
     for cell in student["cells"]:
         if cell["cell_type"] != "code":
-            cell["source"] = with_glued_numbers("".join(cell["source"]), values).splitlines(keepends=True)
+            text = ANSWERS_NOTE if "answers" in cell["metadata"].get("tags", []) else "".join(cell["source"])
+            cell["source"] = with_glued_numbers(text, values).splitlines(keepends=True)
             continue
         text = "".join(cell["source"])
         text = SOLUTION.sub(lambda m: m[1] + placeholder(m[2]) + m[3], text)
