@@ -18,13 +18,7 @@ from test_prose import glued
 def values(stem: str) -> dict:
     "The values chapter `stem` glued, as Python values."
     notebook = next(c for c in CHAPTERS if c.stem.startswith(stem))
-    out = {}
-    for name, text in glued(notebook).items():
-        try:
-            out[name] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):   # e.g. numpy floats print as np.float64(0.5)
-            out[name] = ast.literal_eval(text[text.index("(") + 1:text.rindex(")")])
-    return out
+    return {name: ast.literal_eval(text) for name, text in glued(notebook).items()}   # glue stores plain values
 
 
 def test_chapter_1_splits_and_variety():

@@ -15,6 +15,7 @@ The README and the book's pages are plain Markdown (GitHub renders the README): 
 quote is listed in PAGE_NUMBERS with the chapter value it must equal, or is a constant of TYPED.
 Findings the prose interprets (a ranking, a direction) are checked in tests/test_findings.py.
 """
+import functools
 import re
 import sys
 from decimal import Decimal
@@ -67,15 +68,21 @@ def numbers_in(text: str) -> list[tuple[str, str]]:
     return found
 
 
-def code_constants(notebook) -> set[Decimal]:
-    "Every number written in the code cells of this chapter and the earlier ones, also as a percentage (0.05 is 5)."
+@functools.cache
+def literals(notebook) -> frozenset[Decimal]:
+    "Every number written in one chapter's code cells, also as a percentage (0.05 is 5)."
     values = set()
-    for cell in (c for earlier in CHAPTERS[:CHAPTERS.index(notebook) + 1] for c in cells(earlier)):
+    for cell in cells(notebook):
         if cell["cell_type"] == "code":
             for literal in re.findall(r"(?<![\w.])\d[\d_]*(?:\.\d+)?(?:e-?\d+)?", source(cell)):
                 value = Decimal(literal.replace("_", ""))
                 values |= {value, value * 100}
-    return values
+    return frozenset(values)
+
+
+def code_constants(notebook) -> set[Decimal]:
+    "The numbers written in the code cells of this chapter and the earlier ones."
+    return set().union(*(literals(earlier) for earlier in CHAPTERS[:CHAPTERS.index(notebook) + 1]))
 
 
 def glued(notebook) -> dict[str, str]:
