@@ -2,7 +2,7 @@
 
 Times `train_run(preset="cpu")` end to end (data, tokenizer, training, saving) and scores
 the model with `greedy_in_character_rate` on up to 300 test prompts whose wording training never
-saw. Pass a model shape to try another candidate, e.g. `--shape 4 192 4 768 --steps 1600`.
+saw. Pass a model shape to try another candidate, e.g. `--shape 4 256 4 512 --steps 600`.
 Machines differ by 2x and more, so it prints the machine's large-matmul speed (`matmul_gflops`) next
 to the time, and the time scaled to the slowest 2-core machine measured (134 GFLOP/s).
 """

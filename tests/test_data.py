@@ -1,16 +1,19 @@
 """Chapter 1: Finn's conversation data (tinyllm/data.py)."""
 import dataclasses
 import json
+import random
 import re
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 from datasets import Dataset, DatasetDict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyllm.data import (ASSISTANT, END, FINN, MIN_CONVERSATIONS, TYPO_RATE, USER, Slots, chat_text, dressed_forms,
-                          format_chat, generate_conversations, held_out_asks, lint, load_conversations, misspell,
+from tinyllm.data import (ASSISTANT, EARLIER_EXCHANGES, END, FINN, MIN_CONVERSATIONS, TYPO_RATE, USER, Slots,
+                          character_problems, character_yaml, chat_text, conversation, dressed_forms, format_chat,
+                          generate_conversations, held_out_asks, lint, load_character, load_conversations, misspell,
                           normalize, reply_problems, save_conversations, seen_in_training, unseen_questions, words)
 
 # The issue's list of subjects Finn must be able to talk about, mapped to topic names.
@@ -41,7 +44,7 @@ def test_sizes_and_columns(data):
     assert list(data) == ["train", "validation", "test"]
     assert sum(len(ds) for ds in data.values()) == 60_000
     for ds in data.values():
-        assert ds.column_names == ["input", "output", "category"]
+        assert ds.column_names == ["input", "output", "category", "history"]
     assert 0.85 < len(data["train"]) / 60_000 < 0.92
     assert 0.04 < len(data["validation"]) / 60_000 < 0.06
     assert 0.04 < len(data["test"]) / 60_000 < 0.06
@@ -59,7 +62,7 @@ def test_finn_data_is_pinned(data):
     the generator); then re-execute the chapters and update it here."""
     from tinyllm.train import data_fingerprint   # chapter 5's, which the reference run records
 
-    assert data_fingerprint(data) == "47123dbf1d9022b341fbebcc46915de8c34d9195"
+    assert data_fingerprint(data) == "41c8092fc3e8d2c07d0a0e90c5036bd2507279f7"
 
 
 @pytest.mark.parametrize("bad", [0, -5, MIN_CONVERSATIONS - 1, 2.5, "100", True, None])
@@ -127,6 +130,7 @@ def test_user_messages_come_in_many_shapes(rows):
     templates = [a for t in FINN.topics for a in t.asks + t.keywords] + FINN.vocatives + FINN.openers
     templates += FINN.generic_asks
     templates += [w for pool in FINN.pools.values() for w in pool]
+    templates += [w for t in FINN.topics for pool in t.pools.values() for w in pool]
     known = {w for text in templates for w in words(text)}
     typo_share = share(lambda m: any(w not in known for w in words(m)))
     assert 0.5 * TYPO_RATE < typo_share < 1.5 * TYPO_RATE                      # "are you hugnry?"
@@ -186,8 +190,9 @@ def test_question_and_answer_talk_about_the_same_food():
     assert asked
     for message, answer in asked:
         food = answer.split(". that is my favorite")[0].removeprefix("ooh, ").split(". ")[-1].removeprefix("ooh, ")
-        if any(f in message.lower() for f in FINN.pools["food"]):
-            assert food in message.lower() or food in normalize(message)
+        own_words = [w for pool in next(t for t in FINN.topics if t.name == "food").pools.values() for w in pool]
+        if any(f in message.lower() for f in FINN.pools["food"]) and not any(w in message.lower() for w in own_words):
+            assert food in message.lower() or food in normalize(message)   # ("tetra flakes" is the topic's own word)
 
 
 # --- leak-free splits ---------------------------------------------------------------------
@@ -371,3 +376,59 @@ def test_every_wording_belongs_to_one_topic(character):
     assert [ask for ask, n in owners.items() if n > 1] == []
     for t in spec.topics:
         assert len(set(map(normalize, t.asks))) == len(t.asks), f"{t.name} lists a wording twice"
+
+
+# --- conversations of several exchanges, and the topics' own words -----------------------
+
+def test_conversations_have_one_to_three_exchanges_in_the_planned_shares(data):
+    histories = data["train"]["history"]
+    counts = Counter(len(h) for h in histories)
+    assert set(counts) == {0, 2, 4}                     # whole exchanges only: 0, 1 or 2 before the last
+    for earlier, share in EARLIER_EXCHANGES.items():
+        assert abs(counts[2 * earlier] / len(histories) - share) < 0.02
+
+
+def test_earlier_exchanges_are_real_exchanges_and_never_a_held_out_wording(data):
+    held_out = set().union(*(dressed_forms(ask, FINN) for ask in held_out_asks(FINN, 0).values()))
+    replies = {r for split in data.values() for r in split["output"]}
+    rows = data["train"].to_dict()
+    for history in rows["history"][:3_000]:
+        for question, answer in zip(history[::2], history[1::2]):
+            assert normalize(question) not in held_out
+            assert not reply_problems(answer, FINN) and "{" not in question + answer
+    assert sum(a in replies for h in rows["history"][:3_000] for a in h[1::2]) > 0   # drawn like any reply
+
+
+def test_chat_text_lays_out_every_exchange_in_order():
+    row = {"input": "and you?", "output": "i am a fish.", "category": "feelings",
+           "history": ["hi", "hello. i was swimming.", "are you hungry?", "yes."]}
+    assert chat_text(row) == ("<|user|>hi<|end|><|assistant|>hello. i was swimming.<|end|>"
+                              "<|user|>are you hungry?<|end|><|assistant|>yes.<|end|>"
+                              "<|user|>and you?<|end|><|assistant|>i am a fish.<|end|>")
+    assert chat_text({k: v for k, v in row.items() if k != "history"}).startswith("<|user|>and you?")
+
+
+def test_topic_pools_fill_the_topics_asks_and_only_theirs():
+    hot = next(t for t in FINN.topics if t.name == "hot_water")
+    assert hot.pools, "Finn's topics carry their everyday words"
+    pool, words_ = next(iter(hot.pools.items()))
+    ask = next(a for a in hot.asks if f"{{{pool}}}" in a)
+    filled = {conversation(random.Random(i), hot, ask, FINN)["input"].lower() for i in range(60)}
+    assert sum(any(w in text for w in words_) for text in filled) >= 50   # dressing may add a typo
+    other = next(t for t in FINN.topics if t.name == "greeting")
+    with pytest.raises(KeyError):
+        conversation(random.Random(0), other, ask, FINN)                  # another topic's pool is not in scope
+
+
+def test_a_topic_pool_that_shadows_a_character_pool_or_holds_odd_text_is_reported():
+    hot = next(t for t in FINN.topics if t.name == "hot_water")
+    bad = replace(FINN, topics=[replace(hot, pools={"food": ["soup"], "hot": ["Boiling", ""]})] + FINN.topics[1:])
+    problems = "\n".join(character_problems(bad))
+    assert "pool 'food' is also a pool of the whole character" in problems
+    assert "pool 'hot' is empty or has an empty word" in problems and "'Boiling' is not plain lowercase" in problems
+
+
+def test_a_spec_with_topic_pools_survives_the_yaml_round_trip(tmp_path):
+    path = tmp_path / "finn.yaml"
+    path.write_text(character_yaml(FINN))
+    assert load_character(path) == FINN

@@ -3,13 +3,16 @@
 A chapter glues each number it quotes (tinyllm.book.glue); the book shows the values stored in the
 chapters, which `make execute` computes: chapters 6 to 9 on the reference runs shipped with the
 library, chapter 5 and chapter 9's Mochi on the runs they train. Where the text interprets those
-numbers ("the last layer lowers it", "typos cost the most"), the test below checks the interpretation
+numbers ("the last layer lowers it", "capitals cost the most"), the test below checks the interpretation
 against the stored values, so a re-execution that changes the finding fails here, not in a reader's
 cell: the reader's own run may differ, and the reader's cells check the reader's code.
 """
 import ast
+import json
 
 import pytest
+
+from tinyllm.train import REFERENCE_RUNS
 
 from book_pages import CHAPTERS
 from test_prose import glued
@@ -30,7 +33,7 @@ def test_chapter_1_splits_and_variety():
 
 def test_chapter_2_vocabulary_near_the_knee():
     v = values("02")
-    assert 0.97 < v["vocab_share"] < 1 and v["vocab_99"] >= 2560
+    assert 0.95 < v["vocab_share"] < 1 and v["vocab_knee"] <= 2560 <= v["vocab_99"]
 
 
 def test_chapter_3_fused_attention_is_faster():
@@ -52,19 +55,28 @@ def test_chapter_4_ladder():
     assert min(v["ladder_losses"].values()) < v["ladder_bigram"] / 2
 
 
+CURVE = json.loads((REFERENCE_RUNS / "cpu_curve.json").read_text())
+
+
 def test_chapter_5_findings():
     v = values("05")
     assert v["bucket_padding"] < v["random_padding"] / 5, "buckets remove most of the padding"
     assert v["greedy_well_formed"] > 0.95, "the voice is learned"
     assert v["greedy_in_character"] <= v["greedy_on_topic"] < v["greedy_well_formed"], "the topic is the hard part"
     assert v["t4_shape_slowdown"] > 1.5, "the t4 shape is too slow for the cpu budget"
+    assert v["deeper_slowdown"] > 1.2, "two layers run clearly more tokens per second than four"
     assert v["widths_padded"] < v["widths_raw"], "padding to a multiple of 8 leaves fewer widths"
-    assert 1 < v["cpu_passes"] < 3 and v["n_train"] > 50_000
+    assert 0 < v["cpu_passes"] < 3 and v["n_train"] > 50_000, "too few passes over the data to memorise it"
     losses = v["reply_only_losses"]
     assert losses["replies only"] < losses["all tokens"], "exercise 2: training on all tokens is worse at replies"
     assert v["batch_losses"]["64"] < v["batch_losses"]["32"], "exercise 3: twice the batch lowers the loss"
     assert v["warmup_early"]["without"] < v["warmup_early"]["with"], "exercise 1: without warm-up the first steps go faster"
-    assert 4 < v["reference_mb"] < 8
+    assert 2 < v["reference_mb"] < 8
+    for rate in ("held_out_in_character", "hand_written_in_character"):   # the shipped curve chapter 5 plots
+        half, budget, double, quadruple = (p[rate] for p in CURVE["points"])
+        assert budget - half > 2 * max(double - budget, quadruple - double), "the budget is past the steep part"
+        assert quadruple > budget, "more time still buys something"
+    assert v["curve_preset_held_out"] == CURVE["points"][1]["held_out_in_character"]
 
 
 def test_chapter_6_findings():
@@ -72,28 +84,37 @@ def test_chapter_6_findings():
     assert v["cache_speedup"] > 1
     rates = v["sampling_in_character"]
     assert v["default_in_character"] >= rates["T 1.5, no limits"], "hotter sampling is not better"
-    assert v["history_after"] < v["history_alone"], "history hurts a model trained on single exchanges"
+    assert abs(v["history_after2"] - v["history_alone"]) <= 0.05, "two earlier exchanges barely move the last answer"
+    assert abs(v["history_after1"] - v["history_alone"]) <= 0.05
     assert v["beam_logprob"] > v["greedy_logprob"], "beam search found a more probable reply than greedy"
 
 
 def test_chapter_7_findings():
     v = values("07")
     peak = v["peak_by_layer"]
-    assert peak[0] < min(peak[1:]), "the first layer spreads its attention most"
+    assert max(peak) < 0.5, "on average a row's strongest weight is under half"
+    assert max(peak) - min(peak) < 0.05, "the two layers are about equally sharp"
     assert v["keyword_layer"] == 0 and v["keyword_ratio"] > 4, "a first-layer head reads the key word"
-    assert v["reader_top_word"] in {"meaning", "life"}
-    assert v["previous_share_later"] >= 0.5 and v["previous_max"] < 0.5
-    assert v["food_rank_embeddings"] > 100 and v["food_first_top_after"] == "layer 0"
-    assert v["food_peak_after"] not in ("embeddings", f"layer {len(peak) - 1}"), "p(food) peaks before the last layer"
-    assert len(set(v["final_top4"]) & {"food", "life", "the", "i"}) >= 3
+    assert v["reader_top_word"] in {"meaning", "life"}, "the keyword reader looks at 'meaning' or 'life'"
+    assert v["previous_share_later"] <= 0.25 and v["previous_max"] < 0.5, "the previous-token pattern is weak"
+    assert v["food_rank_embeddings"] > 100, "after the embeddings 'food' is far down the list"
+    assert v["food_first_top_after"] == "no layer", "for this wording 'food' never reaches the top"
+    assert v["food_peak_after"] == "layer 0", "p(food) is highest after the first layer; the last layer lowers it"
+    assert "food" in v["final_top4"] and len(set(v["final_top4"]) & {"food", "life", "the", "i"}) >= 3, \
+        "the last row's four likeliest are the commonest openings"
     top3 = v["final_top3_probs"]
-    assert max(top3) - min(top3) < 0.05, "the last row's first three are nearly level"
+    assert top3[1] - top3[2] > 0.1 and top3[0] - top3[1] < top3[1] - top3[2], \
+        "the last row has two front-runners, far ahead of the third"
     by_layer = v["food_by_layer"]
-    assert max(by_layer) > by_layer[-1] and by_layer.index(max(by_layer)) < len(by_layer) - 1
-    assert v["food_final_mean"] < v["food_in_data"], "the last layer brings p(food) below the data's share"
-    assert v["food_final_below_data"] > v["n_wordings"] / 2
-    assert v["food_embeddings_max"] < 0.01 and v["lens_same_token"] > 0.9
-    assert v["food_top4_final"] >= 0.9 * v["n_wordings"] and v["opening_share"] > 0.5
+    assert by_layer.index(max(by_layer)) == 1, "over the wordings, p(food) is highest right after the first layer"
+    assert by_layer[1] - by_layer[0] > 4 * abs(by_layer[-1] - by_layer[1]), "the first layer does nearly all the work"
+    assert 0 < by_layer[1] - by_layer[-1] < 0.1, "the last layer lowers p(food) a little"
+    assert v["food_final_mean"] < v["food_in_data"], "the mean p(food) ends below the data's share"
+    assert v["food_final_below_data"] > v["n_wordings"] / 2, "for most wordings p(food) is below the data's share"
+    assert v["food_embeddings_max"] < 0.01 and v["lens_same_token"] > 0.9, "the embeddings name the current token"
+    assert v["food_top4_final"] > v["n_wordings"] / 2, "'food' ends among the top four for most wordings"
+    assert v["food_top_final"] < v["n_wordings"] / 2, "'food' ends at the top for only a few wordings"
+    assert v["opening_share"] > 0.5, "most training replies start with one of the four openings"
     assert v["cluster_ratio_food"] > 2 and v["cluster_ratio_human_things"] > 2, "food words and human things cluster"
     assert len(v["near_food_words"]) >= 2
     assert any(t.strip().lower().startswith("hap") for t in v["near_happy"]), "'happy' sits next to its spellings"
@@ -105,34 +126,48 @@ def test_chapter_7_findings():
 
 def test_chapter_8_findings():
     v = values("08")
-    assert v["loss_seen"] < v["loss_unseen"]
+    mean = lambda xs: sum(xs) / len(xs)
+    assert v["loss_seen"] < v["loss_unseen"], "unseen wordings cost more"
+    assert v["salad_topic_words"] > 0.05, "word salad hits topic words by chance"
     assert v["cpu_format_ok"] > 0.95, "format is learned"
     assert v["cpu_in_character"] < v["data_in_character"] - 0.15, "persona is the hard part"
     robust = [v["cpu_robust_uppercase"], v["cpu_robust_punctuation"], v["cpu_robust_typos"]]
-    assert min(robust) == v["cpu_robust_typos"], "typos cost the most"
+    assert min(robust) == v["cpu_robust_uppercase"], "capitals cost the most"
+    assert v["cpu_robust_typos"] < v["cpu_in_character"] - 0.05, "two typos cost too"
+    assert v["cpu_robust_punctuation"] > v["cpu_in_character"] - 0.05, "odd punctuation costs little"
     assert v["tenth_deflection"] > 0.5 and v["tenth_in_character"] < 0.1, "the tenth deflects without being on topic"
-    assert v["cpu_deflection"] >= v["tenth_deflection"]
-    assert v["data_copy_rate"] < v["cpu_copy_rate"] < v["data_copy_rate"] + 0.3, "the run copies a little more often"
-    assert v["cpu_distinct_2"] < v["data_distinct_2"] and abs(v["cpu_distinct_1"] - v["data_distinct_1"]) < 0.05
+    assert abs(v["cpu_deflection"] - v["tenth_deflection"]) <= v["off_topic_step"] + 1e-9, \
+        "the tenth deflects about as many as the cpu run"
+    assert v["data_copy_rate"] < v["cpu_copy_rate"] < v["data_copy_rate"] + 0.15, "the run copies a little more often"
+    assert abs(v["cpu_distinct_1"] - v["data_distinct_1"]) < 0.05, "its words are about as varied as the data's"
+    assert v["cpu_distinct_2"] < v["data_distinct_2"], "its word pairs are less varied"
     assert v["cpu_repetition"] < 0.05, "few replies loop"
-    assert min(v["readable_all"]) > max(v["readable_half"]), "more ways of asking make new wordings easier to read"
-    assert abs(v["cpu_topic_accuracy"] - v["question_only"]) < 0.1, "the run is close to the question-only classifier"
-    assert v["fresh_unseen_rate"] > v["cpu_in_character"], "fresh questions are easier than held-out wordings"
+    everything, half = v["readable_all"], v["readable_half"]
+    assert min(everything) <= max(half) and min(half) <= max(everything), "the two ranges overlap"
+    assert abs(mean(everything) - mean(half)) < min(max(everything) - min(everything), max(half) - min(half)), \
+        "the held-out wordings move the share more than halving the ways of asking"
+    assert v["cpu_topic_accuracy"] < v["question_only"] - 0.1, "the run is well below the question-only classifier"
     assert 0 < v["fresh_in_training"] < v["fresh_total"]
+    assert v["fresh_all_rate"] > v["fresh_unseen_rate"], "the fresh questions the data contains raise the rate"
+    assert abs(v["fresh_unseen_rate"] - v["cpu_in_character"]) < v["interval_half_width"], \
+        "fresh and held-out rates are closer than the bootstrap's uncertainty"
     assert v["interval_half_width"] > 3 * v["seed_spread"], "the interval is far wider than the spread over seeds"
-    assert v["salad_topic_words"] > 0.05, "word salad hits topic words by chance"
 
 
 def test_chapter_9_findings():
     v = values("09")
-    assert v["finn_in_character"] < v["mochi_in_character"] < v["finn_in_character"] + 0.15, "Mochi a little better"
-    assert v["mochi_robust_uppercase"] > v["finn_robust_uppercase"] and v["mochi_robust_typos"] > v["finn_robust_typos"]
-    assert v["mochi_robust_punctuation"] < v["finn_robust_punctuation"] and v["mochi_deflection"] < v["finn_deflection"], \
-        "not on everything"
-    assert v["mochi_per_topic"] > 2 * v["finn_per_topic"] and v["mochi_asks_per_topic"] < v["finn_asks_per_topic"]
+    assert v["mochi_in_character"] > v["finn_in_character"] + 0.15, "Mochi far more often in character"
+    for rewrite in ("uppercase", "typos", "punctuation"):
+        assert v[f"mochi_robust_{rewrite}"] > v[f"finn_robust_{rewrite}"], f"Mochi better on every rewrite: {rewrite}"
+    assert v["mochi_deflection"] < v["finn_deflection"], "not on everything: Mochi deflects fewer"
+    assert v["mochi_topics"] < v["finn_topics"] / 2, "fewer than half the topics"
+    assert v["mochi_per_topic"] > 2 * v["finn_per_topic"], "more than twice the conversations per topic"
+    assert v["mochi_asks_per_topic"] < v["finn_asks_per_topic"] / 4, "far fewer ways of asking"
+    assert v["mochi_per_topic"] / v["mochi_asks_per_topic"] > 5 * v["finn_per_topic"] / v["finn_asks_per_topic"], \
+        "each of Mochi's wordings comes up many more times"
+    assert v["half_topics"] == v["mochi_topics"] // 2
     assert v["few_test_loss"] < v["many_test_loss"] - 0.01, "fewer topics: a clearly lower loss"
     assert v["few_in_character"] > v["many_in_character"], "fewer topics: in character more often here"
-    assert v["mochi_topics"] < v["finn_topics"] and v["half_topics"] == v["mochi_topics"] // 2
 
 
 @pytest.mark.parametrize("stem", ["05", "09"])
@@ -141,3 +176,4 @@ def test_training_times_are_stated_with_the_machine(stem):
     assert 0 < v.get("cpu_seconds", v.get("mochi_seconds", 0)) < 1800
     if stem == "05":
         assert 50 < v["cpu_gflops"] < 100_000
+        assert v["cpu_seconds_slowest"] < 300, "the cpu preset fits five minutes on the slowest machine measured"

@@ -174,10 +174,31 @@ def test_cli_prompts_print_one_reply_per_line_reproducibly(run_dir, finn):
 
 
 def test_cli_interactive_loop_streams_and_handles_empty_input(run_dir):
-    result = run_cli(str(run_dir), "--seed", "0", "--multi-turn", stdin="hello\n\n/reset\nare you hungry?\n")
+    result = run_cli(str(run_dir), "--seed", "0", stdin="hello\n\n/reset\nare you hungry?\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("finn> ") == 2 and "say something to finn" in result.stdout
     assert "(a new conversation)" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_cli_prompts_are_one_conversation_unless_single_turn(run_dir, finn):
+    args = [str(run_dir), "--prompt", "hi", "--prompt", "are you hungry?", "--seed", "4"]
+    together, apart = run_cli(*args).stdout.splitlines(), run_cli(*args, "--single-turn").stdout.splitlines()
+    chat = finn.conversation()
+    assert together == [" ".join(chat.say(text, seed=4).split()) for text in ("hi", "are you hungry?")]
+    assert apart == [" ".join(finn.reply(text, seed=4).split()) for text in ("hi", "are you hungry?")]
+    assert run_cli(*args, "--multi-turn").stdout.splitlines() == together   # the old flag still runs
+
+
+def test_a_conversation_says_once_when_it_starts_to_forget(finn):
+    chat = finn.conversation(max_new_tokens=48)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(8):
+            chat.say("tell me about the water and the light and the food", seed=i)
+    forgetting = [w for w in caught if "forgets the oldest exchanges" in str(w.message)]
+    assert len(forgetting) == 1 and len(chat.messages) == 16
+    chat.reset()
+    assert not chat.forgetting
 
 
 def test_cli_defaults_are_the_chapters(run_dir):

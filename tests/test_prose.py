@@ -36,9 +36,7 @@ TYPED = {
     "02_tokenizer": {"257": "the id after the 256 byte tokens: the second merge"},
     "03_attention": {"1.00": "a row with a single allowed position has weight 1 by definition"},
     "05_training": {"65": "a T4's fp16 peak, from NVIDIA's data sheet", "80": "the H100's memory in GB",
-                    "2.11": "the torch version of the H100 run", "13": "the CUDA version of the H100 run",
-                    "83": "measured on an H100 (the text names it and the command)",
-                    "41": "measured on an H100 (the text names it and the command)"},
+                    "2.11": "the torch version of the H100 run", "13": "the CUDA version of the H100 run"},
 }
 # Numbers typed anywhere: the years and sizes of cited work.
 TYPED_EVERYWHERE = {"2017": "a year of cited work", "2019": "a year of cited work", "2023": "a year of cited work",
@@ -183,9 +181,9 @@ def millions(value: str) -> str:
 # The numbers the README and the book's pages quote, each with the chapter value it must equal:
 # (number as written) -> (chapter, glued name, how the page writes it).
 PAGE_NUMBERS = {
-    "2.8M": ("07_inside", "finn_params", millions),
+    "1.7M": ("07_inside", "finn_params", millions),
     "8.1M": ("04_transformer", "t4_params", millions),
-    "5.6MB": ("05_training", "reference_mb", lambda value: f"{float(value):.1f}MB"),
+    "3.5MB": ("05_training", "reference_mb", lambda value: f"{float(value):.1f}MB"),
 }
 
 

@@ -26,7 +26,21 @@ def record(name: str) -> dict:
 
 
 def test_the_shipped_runs_are_finn_and_mochi():
-    assert sorted(p.name for p in REFERENCE_RUNS.iterdir() if not p.name.startswith(".")) == NAMES
+    assert sorted(p.name for p in REFERENCE_RUNS.iterdir() if p.is_dir() and not p.name.startswith(".")) == NAMES
+
+
+def test_the_shipped_curve_is_the_cpu_recipe_s_own():
+    "Chapter 5 plots it: benchmarks/cpu_curve.py trained today's cpu recipe for a half, one, two and four times its steps."
+    curve = json.loads((REFERENCE_RUNS / "cpu_curve.json").read_text())
+    recipe = TRAIN_PRESETS["cpu"]
+    assert curve["recipe"] == asdict(recipe), "the cpu recipe changed: run benchmarks/cpu_curve.py (make reference)"
+    points = curve["points"]
+    assert [p["steps"] for p in points] == [round(recipe.steps * m) for m in (0.5, 1, 2, 4)]
+    for p in points:
+        assert p["seconds_at_slowest"] == pytest.approx(p["seconds"] * curve["machine_gflops"] / curve["slowest_gflops"],
+                                                        rel=0.01)
+        assert 0 <= p["held_out_in_character"] <= 1 and 0 <= p["hand_written_in_character"] <= 1
+    assert [p["seconds"] for p in points] == sorted(p["seconds"] for p in points), "more steps take longer"
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyllm.data import ASSISTANT, END, USER, chat_text, format_chat, generate_conversations
+from tinyllm.data import ASSISTANT, END, USER, chat_messages, chat_text, format_chat, generate_conversations
 from tinyllm.tokenizer import (PATTERN, SPECIAL_TOKENS, VOCAB_SIZE, Tokenizer, chunks, count_pretokens,
                                pretokenize, train_merges, train_naive, train_tokenizer)
 
@@ -154,7 +154,6 @@ def test_hugging_face_tokenizers_gives_the_same_ids_on_every_training_text(tmp_p
     texts = rows["input"] + rows["output"]
     assert [e.ids for e in hf.encode_batch(texts)] == [tok.encode(t) for t in texts]
     chats = [chat_text(r) for r in data["test"]]
-    ours = [tok.encode_chat([{"role": "user", "content": r["input"]}, {"role": "assistant", "content": r["output"]}])
-            for r in data["test"]]
+    ours = [tok.encode_chat(chat_messages(r)) for r in data["test"]]   # earlier exchanges included
     assert [e.ids for e in hf.encode_batch(chats)] == ours
     assert hf.decode(ours[0], skip_special_tokens=False) == chats[0]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tinyllm.characters import MOCHI
-from tinyllm.data import FINN, generate_conversations
+from tinyllm.data import FINN, chat_text, generate_conversations
 from tinyllm.model import IGNORE_INDEX, PRESETS, ModelConfig
 from tinyllm.tokenizer import PAD, Tokenizer, train_tokenizer
 from tinyllm.train import (TRAIN_PRESETS, Example, TrainConfig, Trainer, collate, encode_conversations, pick_device,
@@ -73,9 +73,34 @@ def test_only_reply_tokens_carry_loss(tok):
 
 def test_encoded_conversations_match_the_chat_format(data, tok):
     rows = data["train"].to_dict()
-    first = encode_conversations(rows, tok)[0]
-    assert tok.decode(first.ids) == f"<|user|>{rows['input'][0]}<|end|><|assistant|>{rows['output'][0]}<|end|>"
-    assert tok.decode(first.ids[first.reply_start:], skip_special=True) == rows["output"][0]
+    examples = encode_conversations(rows, tok)
+    for i in range(50):
+        row = {k: v[i] for k, v in rows.items()}
+        e = examples[i]
+        assert tok.decode(e.ids) == chat_text(row)
+        assert tok.decode(e.ids[e.reply_start:], skip_special=True) == row["output"]
+        replies = [tok.decode(e.ids[start:stop], skip_special=True) for start, stop in e.replies()]
+        assert replies == row["history"][1::2] + [row["output"]]
+
+
+def test_every_reply_of_a_conversation_carries_loss_and_nothing_else(tok):
+    rows = {"input": ["and you?"], "output": ["i am a fish."], "history": [["hi", "hello. i was swimming."]]}
+    e = encode_conversations(rows, tok)[0]
+    _, targets = collate([e], tok.special_tokens[PAD])
+    scored = targets[0][targets[0] != IGNORE_INDEX].tolist()
+    end = tok.special_tokens["<|end|>"]
+    assert scored == tok.encode("hello. i was swimming.") + [end] + tok.encode("i am a fish.") + [end]
+
+
+def test_a_conversation_too_long_for_the_context_forgets_its_oldest_exchanges(tok):
+    history = ["tell me everything about the water " * 4, "blub. " * 20, "hi", "hello."]
+    rows = {"input": ["are you hungry?"], "output": ["yes."], "history": [history]}
+    whole = encode_conversations(rows, tok)[0]
+    cut = encode_conversations(rows, tok, max_tokens=len(whole.ids) - 1)[0]
+    assert len(cut.ids) < len(whole.ids) and tok.decode(cut.ids).startswith("<|user|>hi<|end|>")
+    assert len(cut.earlier_replies) == 1
+    alone = encode_conversations(rows, tok, max_tokens=3)[0]   # the last exchange is kept whole, whatever its length
+    assert tok.decode(alone.ids) == "<|user|>are you hungry?<|end|><|assistant|>yes.<|end|>"
 
 
 def test_length_buckets_cover_every_example_once_with_little_padding(data, tok):

@@ -3,7 +3,7 @@
     python -m tinyllm data  --out DIR [--character finn|mochi|SPEC.yaml] [--n 60000] [--seed 0]
     python -m tinyllm train --preset cpu|t4 --out RUN [--character ...] [--steps N] [--seed 0]
     python -m tinyllm chat  RUN|finn [--prompt TEXT ...] [--seed N] [--temperature T] [--top-k K] [--top-p P]
-                                [--max-new-tokens N] [--multi-turn] [--device D]
+                                [--max-new-tokens N] [--single-turn] [--device D]
     python -m tinyllm eval  RUN|finn [--prompts 200] [--seeds 3] [--json] [--device D]
 
 Every command is a thin layer over a chapter's module. A user's mistake gets one
@@ -82,15 +82,18 @@ def run_chat(args: argparse.Namespace) -> int:
     settings = {key: value for key, value in given.items() if value is not None}   # else the chapter's defaults
     # a warning (an overlong prompt) is one line for the user, not a Python warning with a source line
     warnings.showwarning = lambda message, *_: print(f"tinyllm chat: warning: {message}", file=sys.stderr)
-    if args.prompt:   # one reply per line, each from the same seed
+    if args.prompt:   # one reply per line, each from the same seed, each after the ones before (unless --single-turn)
+        chat = model.conversation(**settings)
         for text in args.prompt:
             if not text.strip():
                 print("tinyllm chat: an empty --prompt gets an empty line", file=sys.stderr)
-            print(" ".join(model.reply(text, args.seed, **settings).split()) if text.strip() else "")
+            if args.single_turn:
+                chat.reset()
+            print(" ".join(chat.say(text, args.seed).split()) if text.strip() else "")
         return 0
-    memory = "keeps the conversation; /reset starts over" if args.multi_turn else "answers each message on its own"
+    memory = "answers each message on its own" if args.single_turn else "keeps the conversation; /reset starts over"
     print(f"chatting with {args.run_name} ({memory}); /quit or Ctrl-D leaves", file=sys.stderr)
-    return chat_loop(model.conversation(**settings), args.multi_turn, args.seed, speaker)
+    return chat_loop(model.conversation(**settings), not args.single_turn, args.seed, speaker)
 
 
 def chat_loop(chat, multi_turn: bool, seed: int | None, speaker: str = "finn") -> int:
@@ -184,8 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--top-p", type=number(lambda p: 0 < p <= 1, "a number in (0, 1]"),
                       help="nucleus sampling: the probability mass kept (default 0.95)")
     chat.add_argument("--max-new-tokens", type=positive, help="the longest reply, in tokens (default 64)")
-    chat.add_argument("--multi-turn", action="store_true",
-                      help="keep the conversation as context (Finn trained on single exchanges: see chapter 6)")
+    chat.add_argument("--single-turn", action="store_true",
+                      help="answer each message on its own (by default the conversation so far is the context)")
+    chat.add_argument("--multi-turn", action="store_true", help=argparse.SUPPRESS)   # now the default; kept so old commands still run
     chat.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     chat.set_defaults(run=run_chat)
 

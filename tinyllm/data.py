@@ -3,8 +3,8 @@
 # %% auto #0
 __all__ = ['SLOT', 'REPLY_CHARACTERS', 'SPECS', 'FINN', 'USER', 'ASSISTANT', 'END', 'ROLE_MARKERS', 'REQUIRED_COLUMNS', 'Topic',
            'Character', 'character_problems', 'check_character', 'load_character', 'character_yaml', 'format_chat',
-           'chat_text', 'words', 'normalize', 'generate_conversations', 'reply_problems', 'lint', 'seen_in_training',
-           'unseen_questions', 'replace_directory', 'save_conversations', 'load_conversations']
+           'chat_messages', 'chat_text', 'words', 'normalize', 'generate_conversations', 'reply_problems', 'lint',
+           'seen_in_training', 'unseen_questions', 'replace_directory', 'save_conversations', 'load_conversations']
 
 # %% ../chapters/01_data.ipynb #6843cc87
 import json
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import datasets
 import yaml
-from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
+from datasets import Dataset, DatasetDict, Features, Sequence, Value, load_dataset, load_from_disk
 
 # %% ../chapters/01_data.ipynb #71033849
 class Slots(dict):
@@ -48,6 +48,8 @@ class Topic:
     replies: tuple[str, ...]        # the core of the character's answer (templates)
     tails: tuple[str, ...] = ()     # an optional second sentence on the same topic
     keywords: tuple[str, ...] = ()  # names of the topic, for generic questions
+    # the topic's everyday words, for the `{slots}` of its asks and replies: {hot} -> "boiling", "toasty", ...
+    pools: dict[str, list[str]] = field(default_factory=dict, hash=False)
 
 # %% ../chapters/01_data.ipynb #8d7c7067
 @dataclass(frozen=True)
@@ -113,23 +115,30 @@ def character_problems(character: Character) -> list[str]:
         problems.append("every generic ask needs a {keyword} slot")
     if not 1 <= c.min_reply_words <= c.max_reply_words:
         problems.append(f"reply length bounds must satisfy 1 <= min <= max, got {c.min_reply_words}, {c.max_reply_words}")
-    said = [("closers", text) for text in c.closers] + [("interjections", text) for text in c.interjections]
-    heard = [("generic_asks", ask.replace("{keyword}", "")) for ask in c.generic_asks]
+    said = [("closers", text, c.pools) for text in c.closers] + [("interjections", text, c.pools) for text in c.interjections]
+    heard = [("generic_asks", ask.replace("{keyword}", ""), c.pools) for ask in c.generic_asks]
     for t in c.topics:
+        for pool, words in t.pools.items():
+            if pool in c.pools:
+                problems.append(f"topic {t.name!r}: pool {pool!r} is also a pool of the whole character; rename one")
+            if not words or not all(isinstance(w, str) and w.strip() for w in words):
+                problems.append(f"topic {t.name!r}: pool {pool!r} is empty or has an empty word")
+            problems += [f"topic {t.name!r}: pool {pool!r}: {w!r} is not plain lowercase text" for w in words
+                         if isinstance(w, str) and w.strip() and not REPLY_CHARACTERS.fullmatch(w)]
         if len(t.asks) < 2:
             problems.append(f"topic {t.name!r} needs at least 2 asks (one is held out for testing), it has {len(t.asks)}")
         if not t.replies:
             problems.append(f"topic {t.name!r} has no replies")
-        said += [(f"topic {t.name!r}", text) for text in t.replies + t.tails]
-        heard += [(f"topic {t.name!r}", text) for text in t.asks + t.keywords]
+        said += [(f"topic {t.name!r}", text, c.pools | t.pools) for text in t.replies + t.tails]
+        heard += [(f"topic {t.name!r}", text, c.pools | t.pools) for text in t.asks + t.keywords]
     for name, questions in c.fresh_questions.items():
         if name not in {t.name for t in c.topics}:
             problems.append(f"fresh_questions: {name!r} is not a topic")
-        heard += [(f"fresh_questions {name!r}", text) for text in questions]
-    for where, text in heard:
-        problems += _slot_problems(where, text, c.pools)
-    for where, text in said:   # what the character writes keeps the reply rules, whatever fills its slots
-        if slot_problems := _slot_problems(where, text, c.pools):
+        heard += [(f"fresh_questions {name!r}", text, c.pools) for text in questions]
+    for where, text, pools in heard:   # a topic's asks may use its own pools too
+        problems += _slot_problems(where, text, pools)
+    for where, text, pools in said:   # what the character writes keeps the reply rules, whatever fills its slots
+        if slot_problems := _slot_problems(where, text, pools):
             problems += slot_problems
         elif not REPLY_CHARACTERS.fullmatch(SLOT.sub("x", text)):
             problems.append(f"{where}: {text!r} is not plain lowercase text (letters, digits, spaces and . , ? ! ' -)")
@@ -150,7 +159,7 @@ NAMED_TEXTS, TOPICS = "a mapping of names to lists of text", "a list of topics"
 SPEC_KEYS = {"name": TEXT, "min_reply_words": NUMBER, "max_reply_words": NUMBER, "world_words": TEXTS,
              "vocatives": TEXTS, "openers": TEXTS, "interjections": TEXTS, "closers": TEXTS, "generic_asks": TEXTS,
              "pools": NAMED_TEXTS, "topics": TOPICS, "fresh_questions": NAMED_TEXTS}
-TOPIC_KEYS = {"name": TEXT, "keywords": TEXTS, "asks": TEXTS, "replies": TEXTS, "tails": TEXTS}
+TOPIC_KEYS = {"name": TEXT, "pools": NAMED_TEXTS, "keywords": TEXTS, "asks": TEXTS, "replies": TEXTS, "tails": TEXTS}
 
 
 def _described(value, kind: str) -> str:
@@ -192,7 +201,7 @@ def _shape_problems(value, kind: str, path: tuple) -> list[tuple[tuple, str]]:
 
 def character_from_spec(spec: dict) -> Character:
     "The Character a spec of the right shape describes."
-    topics = [Topic(**{k: v if k == "name" else tuple(v) for k, v in t.items()}) for t in spec["topics"]]
+    topics = [Topic(**{k: v if k in ("name", "pools") else tuple(v) for k, v in t.items()}) for t in spec["topics"]]
     return Character(**{"pools": {}, "interjections": [], "closers": [], **spec, "topics": topics,
                         "world_words": tuple(spec.get("world_words", ()))})
 
@@ -289,7 +298,8 @@ def load_character(name_or_path: str | Path) -> Character:
 def character_yaml(character: Character) -> str:
     "A character as YAML that `load_character` reads back (how a run records the character it learned)."
     spec = asdict(character) | {"world_words": list(character.world_words)}
-    spec["topics"] = [{k: t[k] if k == "name" else list(t[k]) for k in TOPIC_KEYS if t[k]} for t in spec["topics"]]
+    spec["topics"] = [{k: t[k] if k in ("name", "pools") else list(t[k]) for k in TOPIC_KEYS if t[k]}
+                      for t in spec["topics"]]
     return yaml.safe_dump({k: spec[k] for k in SPEC_KEYS}, sort_keys=False, allow_unicode=True, width=100)
 
 # %% ../chapters/01_data.ipynb #f1a2b3c4
@@ -380,8 +390,8 @@ def reply(rng: random.Random, topic: Topic, character: Character, slots: Slots) 
 
 
 def conversation(rng: random.Random, topic: Topic, ask: str, character: Character) -> dict[str, str]:
-    "One single-turn conversation, as a row of the data set."
-    slots = Slots(rng, character.pools)
+    "One exchange, a question and its answer, as a row of the data set."
+    slots = Slots(rng, character.pools | topic.pools)
     message = user_message(rng, ask.format_map(slots), character)
     return {"input": message, "output": reply(rng, topic, character, slots), "category": topic.name}
 
@@ -400,10 +410,15 @@ def format_chat(messages: list[dict[str, str]], add_generation_prompt: bool = Fa
     return "".join(parts) + (ASSISTANT if add_generation_prompt else "")
 
 
-def chat_text(row: dict[str, str]) -> str:
+def chat_messages(row: dict) -> list[dict[str, str]]:
+    "A data set row as chat messages: its earlier exchanges (if it has any), then the question and the reply."
+    texts = [*row.get("history", []), row["input"], row["output"]]
+    return [{"role": "user" if i % 2 == 0 else "assistant", "content": text} for i, text in enumerate(texts)]
+
+
+def chat_text(row: dict) -> str:
     "A data set row as one training text."
-    return format_chat([{"role": "user", "content": row["input"]},
-                        {"role": "assistant", "content": row["output"]}])
+    return format_chat(chat_messages(row))
 
 # %% ../chapters/01_data.ipynb #c0a1b2c3
 def words(text: str) -> list[str]:
@@ -437,6 +452,10 @@ def split_of(row: dict[str, str]) -> str:
 
 
 GENERIC_SHARE = 0.35   # of the training questions, generic ones with a topic keyword
+EARLIER_EXCHANGES = {0: 0.4, 1: 0.3, 2: 0.3}   # how many exchanges come before the last one: its share of rows
+# a row: the last exchange (question, answer, its topic) and the messages before it, user and character in turn
+COLUMNS = Features({"input": Value("string"), "output": Value("string"), "category": Value("string"),
+                    "history": Sequence(Value("string"))})
 
 
 def dressed_forms(wording: str, character: Character) -> set[str]:
@@ -464,7 +483,7 @@ def balanced_topics(rng: random.Random, topics: list[Topic], n: int) -> list[Top
 
 # %% ../chapters/01_data.ipynb #ee46266f
 def generate_conversations(n: int = 60_000, seed: int = 0, character: Character = FINN) -> DatasetDict:
-    "n single-turn conversations with `character`, split into train/validation/test."
+    "n conversations with `character` of one to three exchanges, split into train/validation/test by their last one."
     if isinstance(n, bool) or not isinstance(n, int) or n < MIN_CONVERSATIONS:
         raise ValueError(f"n must be a whole number of at least {MIN_CONVERSATIONS:,}, got {n!r}")
     check_character(character)
@@ -478,19 +497,27 @@ def generate_conversations(n: int = 60_000, seed: int = 0, character: Character 
     if empty := [name for name, asks in seen_asks.items() if not asks]:
         raise ValueError(f"every way to ask about {', '.join(empty)} spells out a held-out one: add different wordings")
     n_unseen = round(n * UNSEEN_SHARE)
-    splits = {name: {"input": [], "output": [], "category": []} for name in ("train", "validation", "test")}
+
+    def seen_exchange(t: Topic) -> dict[str, str]:
+        row = None
+        while row is None or normalize(row["input"]) in blocked:   # filled-in slots can spell one out too
+            row = conversation(rng, t, seen_ask(rng, t, seen_asks[t.name], character, forms[t.name]), character)
+        return row
+
+    splits = {name: {column: [] for column in COLUMNS} for name in ("train", "validation", "test")}
     for i, t in enumerate(balanced_topics(rng, character.topics, n)):
+        # what was said before: exchanges on any topic, which the last question's answer must not follow
+        earlier = [seen_exchange(rng.choice(character.topics))
+                   for _ in range(rng.choices(list(EARLIER_EXCHANGES), list(EARLIER_EXCHANGES.values()))[0])]
         if i < n_unseen:
-            row = conversation(rng, t, held_out[t.name], character)
-            split = "test"
+            row, split = conversation(rng, t, held_out[t.name], character), "test"
         else:
-            row = None
-            while row is None or normalize(row["input"]) in blocked:   # filled-in slots can spell one out too
-                row = conversation(rng, t, seen_ask(rng, t, seen_asks[t.name], character, forms[t.name]), character)
+            row = seen_exchange(t)
             split = split_of(row)
+        row["history"] = [text for exchange in earlier for text in (exchange["input"], exchange["output"])]
         for column, value in row.items():
             splits[split][column].append(value)
-    return DatasetDict({name: Dataset.from_dict(columns) for name, columns in splits.items()})
+    return DatasetDict({name: Dataset.from_dict(columns, features=COLUMNS) for name, columns in splits.items()})
 
 # %% ../chapters/01_data.ipynb #136b1051
 def reply_problems(text: str, character: Character) -> list[str]:
@@ -511,8 +538,17 @@ def lint(data: DatasetDict, character: Character = FINN) -> list[str]:
     problems, topics, owner, present = [], {t.name for t in character.topics}, {}, set()
     for split, ds in data.items():
         rows = ds.to_dict()
-        for i, (message, answer, category) in enumerate(zip(rows["input"], rows["output"], rows["category"])):
+        histories = rows.get("history") or [[]] * len(rows["input"])
+        for i, (message, answer, category, history) in enumerate(zip(rows["input"], rows["output"], rows["category"],
+                                                                     histories)):
             where = f"{split}[{i}]"
+            if len(history) % 2:
+                problems.append(f"{where}: history has {len(history)} messages, not whole exchanges")
+            for j, earlier in enumerate(history):   # earlier replies keep the character's rules too
+                if any(brace in earlier for brace in "{}"):
+                    problems.append(f"{where}: template residue in history[{j}]: {earlier!r}")
+                if j % 2:
+                    problems += [f"{where}: history[{j}] reply ({p}): {earlier!r}" for p in reply_problems(earlier, character)]
             if split == "train":
                 present.add(category)
             if any(brace in message + answer for brace in "{}"):
@@ -531,8 +567,10 @@ def lint(data: DatasetDict, character: Character = FINN) -> list[str]:
 
 # %% ../chapters/01_data.ipynb #f76e6dec
 def seen_in_training(data: DatasetDict, split: str = "test") -> list[bool]:
-    "For each row of `split`: do the words of its question occur as a training question?"
-    train = {normalize(message) for message in data["train"].to_dict()["input"]}
+    "For each row of `split`: do the words of its question occur as a training question (last or earlier)?"
+    rows = data["train"].to_dict()
+    earlier = [text for history in rows.get("history", []) for text in history[::2]]
+    train = {normalize(message) for message in rows["input"] + earlier}
     return [normalize(message) in train for message in data[split].to_dict()["input"]]
 
 
@@ -543,7 +581,7 @@ def unseen_questions(data: DatasetDict, n: int | None = None) -> list[tuple[str,
     return pairs[:n]
 
 # %% ../chapters/01_data.ipynb #b124a81d
-REQUIRED_COLUMNS = ["input", "output", "category"]
+REQUIRED_COLUMNS = ["input", "output", "category"]   # "history" (earlier messages) is optional
 _BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
@@ -612,4 +650,5 @@ def load_conversations(path_or_hub_id: str | Path) -> DatasetDict:
         if missing:
             raise ValueError(f"{path_or_hub_id}: split {split!r} has no column(s) {missing}; "
                              f"a conversation data set needs {REQUIRED_COLUMNS}")
-    return DatasetDict({split: ds.select_columns(REQUIRED_COLUMNS) for split, ds in data.items()})
+    return DatasetDict({split: ds.select_columns(REQUIRED_COLUMNS + ["history"] * ("history" in ds.column_names))
+                        for split, ds in data.items()})

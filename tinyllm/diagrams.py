@@ -67,12 +67,12 @@ ATTENTION_WEIGHTS = [
 ]
 
 # chapters 3 and 4: the `cpu` preset (tinyllm.model.PRESETS["cpu"])
-D_MODEL, N_HEADS, D_FF, N_LAYERS, CONTEXT_LENGTH = 256, 4, 512, 4, 128
+D_MODEL, N_HEADS, D_FF, N_LAYERS, CONTEXT_LENGTH = 256, 4, 512, 2, 128
 HEAD_DIM = D_MODEL // N_HEADS
 
 # chapter 5: tinyllm.train.TrainConfig and TRAIN_PRESETS["cpu"]
 GRAD_CLIP = 1.0
-STEPS, WARMUP_STEPS, PEAK_LR, MIN_LR = 1_400, 100, 3e-3, 3e-4
+STEPS, WARMUP_STEPS, PEAK_LR, MIN_LR = 900, 100, 3e-3, 3e-4
 
 # chapter 6: a 5-token prompt and the first tokens of a reply ("hello. i was ...", a greeting)
 KV_PROMPT = [USER, "hi", "finn", END, ASSISTANT]

@@ -25,7 +25,7 @@ from .train import (encode_conversations, in_character, load_data, read_run_conf
 # %% ../chapters/08_evaluation.ipynb #c88aaddd
 def held_out_loss(chat: ChatModel, data) -> dict[str, float]:
     "Reply loss on the test split: nats per reply token (all, seen and unseen wordings) and bits per byte."
-    examples = encode_conversations(data["test"].to_dict(), chat.tok)
+    examples = encode_conversations(data["test"].to_dict(), chat.tok, chat.model.config.context_length + 1)
     seen = seen_in_training(data)
     scores = {"": reply_loss(chat.model, chat.tok, examples)}
     for name, wanted in [("_seen", True), ("_unseen", False)]:

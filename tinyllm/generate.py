@@ -170,9 +170,16 @@ class Conversation:
 
     def __init__(self, chat_model: ChatModel, **settings):
         self.chat_model, self.settings, self.messages = chat_model, settings, []
+        self.forgetting = False   # has the history outgrown the context yet? (said once, when it first does)
 
     def stream(self, text: str, seed: int | None = None) -> Iterator[str]:
-        "Finn's reply, piece by piece; the exchange joins the history when the reply is complete."
+        "The reply, piece by piece; the exchange joins the history when the reply is complete."
+        room = self.chat_model.model.config.context_length - self.settings.get("max_new_tokens", MAX_NEW_TOKENS)
+        asked = [*self.messages, {"role": "user", "content": text}]
+        if not self.forgetting and len(asked) > 1 and len(self.chat_model.tok.encode_chat(asked, True)) > room:
+            self.forgetting = True
+            warnings.warn(f"the conversation no longer fits in the model's {room}-token prompt: from now on it "
+                          f"forgets the oldest exchanges", stacklevel=3)   # the line that called say()
         pieces = []
         for piece in self.chat_model.stream(text, seed, history=self.messages, **self.settings):
             pieces.append(piece)
@@ -180,8 +187,8 @@ class Conversation:
         self.messages += [{"role": "user", "content": text}, {"role": "assistant", "content": "".join(pieces)}]
 
     def say(self, text: str, seed: int | None = None) -> str:
-        "Finn's whole reply to `text`, given the conversation so far."
+        "The whole reply to `text`, given the conversation so far."
         return "".join(self.stream(text, seed))
 
     def reset(self):
-        self.messages = []
+        self.messages, self.forgetting = [], False

@@ -65,7 +65,7 @@ class Block(nn.Module):
 # %% ../chapters/04_transformer.ipynb #d0f51245
 PRESETS = {
     "t4": dict(n_layers=6, d_model=384, n_heads=6, d_ff=768, context_length=128, dropout=0.1),
-    "cpu": dict(n_layers=4, d_model=256, n_heads=4, d_ff=512, context_length=128, dropout=0.0),
+    "cpu": dict(n_layers=2, d_model=256, n_heads=4, d_ff=512, context_length=128, dropout=0.0),
 }
 
 

@@ -17,7 +17,7 @@ import shutil
 import time
 import warnings
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 
@@ -33,18 +33,35 @@ from .tokenizer import END, PAD, Tokenizer, train_tokenizer
 # %% ../chapters/05_training.ipynb #13e58909
 @dataclass
 class Example:
-    "One conversation as token ids, and where Finn's reply starts in them."
+    "One conversation as token ids, and where Finn's replies are in them: the last one, and any earlier ones."
     ids: list[int]
-    reply_start: int
+    reply_start: int                                     # the last reply is ids[reply_start:]
+    earlier_replies: list[tuple[int, int]] = field(default_factory=list)   # (start, stop) of each earlier reply
+
+    def replies(self) -> list[tuple[int, int]]:
+        "(start, stop) of every reply of Finn's, <|end|> included: the tokens that carry the loss."
+        return [*self.earlier_replies, (self.reply_start, len(self.ids))]
 
 
-def encode_conversations(rows: dict[str, list[str]], tok: Tokenizer) -> list[Example]:
-    "Tokenise a split once: <|user|>message<|end|><|assistant|> then reply<|end|>."
+def encode_conversations(rows: dict[str, list], tok: Tokenizer, max_tokens: int | None = None) -> list[Example]:
+    """Tokenise a split once: <|user|>message<|end|><|assistant|>reply<|end|> for each exchange.
+
+    A conversation longer than `max_tokens` forgets its oldest exchanges, as a chat does (chapter 6).
+    """
     end = tok.special_tokens[END]
     examples = []
-    for message, answer in zip(rows["input"], rows["output"]):
-        prompt = tok.encode_chat([{"role": "user", "content": message}], add_generation_prompt=True)
-        examples.append(Example(prompt + tok.encode(answer) + [end], len(prompt)))
+    for history, message, answer in zip(rows.get("history") or [[]] * len(rows["input"]), rows["input"], rows["output"]):
+        texts = [*history, message, answer]
+        exchanges = [(tok.encode_chat([{"role": "user", "content": question}], add_generation_prompt=True),
+                      tok.encode(reply) + [end]) for question, reply in zip(texts[::2], texts[1::2])]
+        while max_tokens and len(exchanges) > 1 and sum(len(q) + len(r) for q, r in exchanges) > max_tokens:
+            exchanges = exchanges[1:]
+        ids, replies = [], []
+        for question, reply in exchanges:
+            ids += question
+            replies.append((len(ids), len(ids) + len(reply)))
+            ids += reply
+        examples.append(Example(ids, replies[-1][0], replies[:-1]))
     return examples
 
 # %% ../chapters/05_training.ipynb #1fc554ca
@@ -64,17 +81,21 @@ def collate(examples: list[Example], pad_id: int, reply_only: bool = True,
             multiple_of: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs and targets for a batch, padded to its longest conversation (rounded up to `multiple_of`).
 
-    targets[b, t] is the token after inputs[b, t]; padding, and with `reply_only` the user's
-    message, get IGNORE_INDEX so they carry no loss.
+    targets[b, t] is the token after inputs[b, t]; padding, and with `reply_only` everything but
+    Finn's replies (the user's messages, the markers before a reply), get IGNORE_INDEX: no loss.
     """
     width = max(len(e.ids) for e in examples) - 1
     width += -width % multiple_of
     inputs, targets = [], []
     for e in examples:
         n = len(e.ids) - 1
-        start = e.reply_start - 1 if reply_only else 0   # position reply_start-1 predicts the reply's 1st token
+        target = e.ids[1:]
+        if reply_only:
+            target = [IGNORE_INDEX] * n
+            for start, stop in e.replies():   # position start-1 predicts the reply's first token
+                target[start - 1:stop - 1] = e.ids[start:stop]
         inputs.append(e.ids[:-1] + [pad_id] * (width - n))
-        targets.append([IGNORE_INDEX] * start + e.ids[start + 1:] + [IGNORE_INDEX] * (width - n))
+        targets.append(target + [IGNORE_INDEX] * (width - n))
     # one tensor from Python lists: writing row by row into a tensor costs hundreds of small operations
     return torch.tensor(inputs, device="cpu"), torch.tensor(targets, device="cpu")   # callers move them
 
@@ -108,7 +129,7 @@ class TrainConfig:
 # Model shape and training recipe per preset; the `cpu` recipe is chosen by measurement in chapter 5.
 TRAIN_PRESETS = {
     "t4": TrainConfig(steps=3_000, batch_size=128, lr=1e-3, min_lr=1e-4, warmup_steps=150, eval_every=500),
-    "cpu": TrainConfig(steps=1_400, batch_size=64, lr=3e-3, min_lr=3e-4, warmup_steps=100),
+    "cpu": TrainConfig(steps=900, batch_size=32, lr=3e-3, min_lr=3e-4, warmup_steps=100),
 }
 
 # %% ../chapters/05_training.ipynb #7c953942
@@ -184,7 +205,8 @@ def reply_loss(model: TinyLM, tok: Tokenizer, examples: list[Example], batch_siz
         nats += torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten(),
                                                   ignore_index=IGNORE_INDEX, reduction="sum").item()
         tokens += int((targets != IGNORE_INDEX).sum())
-    reply_bytes = sum(len(tok.decode(e.ids[e.reply_start:], skip_special=True).encode()) for e in examples)
+    reply_bytes = sum(len(tok.decode(e.ids[start:stop], skip_special=True).encode())
+                      for e in examples for start, stop in e.replies())
     return {"loss": nats / tokens, "bits_per_byte": nats / math.log(2) / reply_bytes}
 
 
@@ -202,9 +224,10 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
         self.pad = tok.special_tokens[PAD]
         self.multiple_of = 8 if self.device.type == "cuda" else 1   # tensor cores like multiples of 8
-        self.train_examples = encode_conversations(data["train"].to_dict(), tok)
+        fits = model_config.context_length + 1   # the model reads all tokens but the last
+        self.train_examples = encode_conversations(data["train"].to_dict(), tok, fits)
         valid = data["validation"].select(range(min(train_config.eval_conversations, len(data["validation"]))))
-        self.valid_examples = encode_conversations(valid.to_dict(), tok)
+        self.valid_examples = encode_conversations(valid.to_dict(), tok, fits)
         self.step, self.log = 0, []
         self._epoch, self._batches = -1, []
 

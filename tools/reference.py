@@ -2,13 +2,13 @@
 
 Trains Finn (chapter 5) and Mochi (chapter 9) with the `cpu` preset and seed 0, on the CPU,
 exactly as the chapters do, or packs finished runs given with --from, and writes what loading
-a run needs into tinyllm/reference/<name>/: the weights in half precision (5.6 MB instead of
-11 MB each: the repository keeps every version forever, and fp16 changes Finn's scores by less
+a run needs into tinyllm/reference/<name>/: the weights in half precision (3.5 MB instead of
+7 MB each: the repository keeps every version forever, and fp16 changes Finn's scores by less
 than their spread over seeds), config.json, tokenizer.json, train_log.jsonl, character.yaml, and
 reference.json, a record of what the run was trained on. tests/test_reference.py fails when that
 record no longer matches what the chapters produce.
 
-    python tools/reference.py                      # retrain both (about 8 minutes on two cores)
+    python tools/reference.py                      # retrain both (about 3 minutes on two cores)
     python tools/reference.py finn --from runs/cpu # pack chapter 5's finished run as Finn's reference
 """
 import argparse
