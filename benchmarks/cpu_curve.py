@@ -16,22 +16,21 @@ from dataclasses import asdict, replace
 
 import torch
 
-from tinyllm.data import FINN, normalize
+from tinyllm.data import FINN, normalize, training_questions
 from tinyllm.evaluate import fresh_prompts
 from tinyllm.generate import ChatModel
 from tinyllm.model import ModelConfig
 from tinyllm.tokenizer import train_tokenizer
-from tinyllm.train import (REFERENCE_RUNS, TRAIN_PRESETS, Trainer, greedy_in_character_rate, in_character, load_data,
-                           matmul_gflops, topic_classifier)
+from tinyllm.train import (REFERENCE_RUNS, SLOWEST_GFLOPS, TRAIN_PRESETS, Trainer, greedy_in_character_rate,
+                           in_character, load_data, matmul_gflops, topic_classifier)
 
-SLOWEST = 134                        # GFLOP/s of the slowest 2-core machine the course was measured on
 MULTIPLES = (0.5, 1, 2, 4)           # of the preset's steps
 
 
 def hand_written_rate(chat: ChatModel, data) -> float:
     "Greedy replies to the hand-written questions training never saw: share in character."
     classify = topic_classifier(data["train"].to_dict())
-    asked = {normalize(m) for m in data["train"]["input"]}
+    asked = training_questions(data)
     questions = [(q, t) for q, t in fresh_prompts(FINN) if normalize(q) not in asked]
     return sum(in_character(chat.reply(q, temperature=0), t, classify) for q, t in questions) / len(questions)
 
@@ -50,10 +49,10 @@ def main():
         held_out = greedy_in_character_rate(trainer.model, tok, data)["in_character"]
         hand_written = hand_written_rate(ChatModel(trainer.model, tok), data)
         points.append({"steps": config.steps, "seconds": round(seconds, 1),
-                       "seconds_at_slowest": round(seconds * gflops / SLOWEST, 1),
+                       "seconds_at_slowest": round(seconds * gflops / SLOWEST_GFLOPS, 1),
                        "held_out_in_character": round(held_out, 4), "hand_written_in_character": round(hand_written, 4)})
         print(json.dumps(points[-1]), flush=True)
-    curve = {"recipe": asdict(recipe), "machine_gflops": round(gflops), "slowest_gflops": SLOWEST,
+    curve = {"recipe": asdict(recipe), "machine_gflops": round(gflops), "slowest_gflops": SLOWEST_GFLOPS,
              "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__.split('+')[0]}",
              "points": points}
     (REFERENCE_RUNS / "cpu_curve.json").write_text(json.dumps(curve, indent=2) + "\n")

@@ -12,10 +12,10 @@ import time
 from dataclasses import replace
 
 from tinyllm.model import ModelConfig
-from tinyllm.train import TRAIN_PRESETS, Trainer, greedy_in_character_rate, load_data, matmul_gflops, train_run
+from tinyllm.train import (SLOWEST_GFLOPS, TRAIN_PRESETS, Trainer, greedy_in_character_rate, load_data, matmul_gflops,
+                           train_run)
 from tinyllm.tokenizer import train_tokenizer
 
-SLOWEST = 134   # GFLOP/s of the slowest 2-core machine the course was measured on
 
 
 def main():
@@ -41,8 +41,8 @@ def main():
     score = greedy_in_character_rate(trainer.model, trainer.tok, data)
     print(f"{trainer.model.num_params() / 1e6:.1f}M parameters, {trainer.step} steps x {trainer.train_config.batch_size}: "
           f"{seconds:.0f} s end to end, validation loss {trainer.log[-1]['val_loss']:.3f}")
-    print(f"this machine: {gflops:,.0f} GFLOP/s (2048x2048 float32 matmul); at {SLOWEST:.0f} GFLOP/s the run would take "
-          f"about {seconds * gflops / SLOWEST:.0f} s")
+    print(f"this machine: {gflops:,.0f} GFLOP/s (2048x2048 float32 matmul); at {SLOWEST_GFLOPS:.0f} GFLOP/s the run would take "
+          f"about {seconds * gflops / SLOWEST_GFLOPS:.0f} s")
     print(", ".join(f"{k} {v:.0%}" if k != "prompts" else f"{v} prompts" for k, v in score.items()))
 
 

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from tinyllm.data import (ASSISTANT, EARLIER_EXCHANGES, END, FINN, MIN_CONVERSATIONS, TYPO_RATE, USER, Slots,
                           character_problems, character_yaml, chat_text, conversation, dressed_forms, format_chat,
                           generate_conversations, held_out_asks, lint, load_character, load_conversations, misspell,
-                          normalize, reply_problems, save_conversations, seen_in_training, unseen_questions, words)
+                          normalize, reply_problems, save_conversations, seen_in_training, training_questions,
+                          unseen_questions, words)
 
 # The issue's list of subjects Finn must be able to talk about, mapped to topic names.
 REQUIRED_TOPICS = """greeting goodbye thanks feelings hot_water cold_water food light water_quality tank
@@ -432,3 +433,23 @@ def test_a_spec_with_topic_pools_survives_the_yaml_round_trip(tmp_path):
     path = tmp_path / "finn.yaml"
     path.write_text(character_yaml(FINN))
     assert load_character(path) == FINN
+
+
+def test_single_exchanges_only_when_asked():
+    data = generate_conversations(2_000, seed=1, earlier_exchanges={0: 1.0})
+    assert all(history == [] for split in data.values() for history in split["history"])
+
+
+def test_a_history_column_that_is_not_a_list_of_texts_is_refused(tmp_path):
+    path = tmp_path / "flat.csv"
+    Dataset.from_dict({"input": ["hi"], "output": ["hello."], "category": ["greeting"],
+                       "history": ["hi hello."]}).to_csv(path)
+    with pytest.raises(ValueError, match="history column that is not a list of texts"):
+        load_conversations(path)
+
+
+def test_training_questions_hold_earlier_questions_too(data):
+    asked = training_questions(data)
+    earlier = data["train"][0:50]["history"]
+    assert all(normalize(q) in asked for history in earlier for q in history[::2])
+    assert normalize(data["train"][0]["input"]) in asked

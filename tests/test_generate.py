@@ -184,9 +184,11 @@ def test_cli_prompts_are_one_conversation_unless_single_turn(run_dir, finn):
     args = [str(run_dir), "--prompt", "hi", "--prompt", "are you hungry?", "--seed", "4"]
     together, apart = run_cli(*args).stdout.splitlines(), run_cli(*args, "--single-turn").stdout.splitlines()
     chat = finn.conversation()
-    assert together == [" ".join(chat.say(text, seed=4).split()) for text in ("hi", "are you hungry?")]
-    assert apart == [" ".join(finn.reply(text, seed=4).split()) for text in ("hi", "are you hungry?")]
+    assert together == [" ".join(chat.say(text, seed=4 + turn).split()) for turn, text in enumerate(["hi", "are you hungry?"])]
+    assert apart == [" ".join(finn.reply(text, seed=4 + turn).split()) for turn, text in enumerate(["hi", "are you hungry?"])]
     assert run_cli(*args, "--multi-turn").stdout.splitlines() == together   # the old flag still runs
+    both = run_cli(*args, "--multi-turn", "--single-turn")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
 
 
 def test_a_conversation_says_once_when_it_starts_to_forget(finn):
@@ -195,8 +197,11 @@ def test_a_conversation_says_once_when_it_starts_to_forget(finn):
         warnings.simplefilter("always")
         for i in range(8):
             chat.say("tell me about the water and the light and the food", seed=i)
+        for _ in chat.stream("and the bubbles?", seed=9):
+            pass
     forgetting = [w for w in caught if "forgets the oldest exchanges" in str(w.message)]
-    assert len(forgetting) == 1 and len(chat.messages) == 16
+    assert len(forgetting) == 1 and len(chat.messages) == 18
+    assert forgetting[0].filename == __file__, "the warning points at the caller's line"
     chat.reset()
     assert not chat.forgetting
 

@@ -90,6 +90,9 @@ def test_every_reply_of_a_conversation_carries_loss_and_nothing_else(tok):
     scored = targets[0][targets[0] != IGNORE_INDEX].tolist()
     end = tok.special_tokens["<|end|>"]
     assert scored == tok.encode("hello. i was swimming.") + [end] + tok.encode("i am a fish.") + [end]
+    positions = (targets[0] != IGNORE_INDEX).nonzero().flatten().tolist()
+    assert positions == [t for start, stop in e.replies() for t in range(start - 1, stop - 1)]   # t predicts t + 1
+    assert all(targets[0][t] == e.ids[t + 1] for t in positions)
 
 
 def test_a_conversation_too_long_for_the_context_forgets_its_oldest_exchanges(tok):
@@ -99,8 +102,12 @@ def test_a_conversation_too_long_for_the_context_forgets_its_oldest_exchanges(to
     cut = encode_conversations(rows, tok, max_tokens=len(whole.ids) - 1)[0]
     assert len(cut.ids) < len(whole.ids) and tok.decode(cut.ids).startswith("<|user|>hi<|end|>")
     assert len(cut.earlier_replies) == 1
-    alone = encode_conversations(rows, tok, max_tokens=3)[0]   # the last exchange is kept whole, whatever its length
-    assert tok.decode(alone.ids) == "<|user|>are you hungry?<|end|><|assistant|>yes.<|end|>"
+    reply = len(tok.encode("yes.")) + 1
+    alone = encode_conversations(rows, tok, max_tokens=reply + 5)[0]   # then the start of the question, as a chat does
+    assert len(alone.ids) == reply + 5 and alone.ids[0] == tok.special_tokens["<|user|>"]
+    assert tok.decode(alone.ids).endswith("?<|end|><|assistant|>yes.<|end|>") and not alone.earlier_replies
+    with pytest.raises(ValueError, match="does not fit"):
+        encode_conversations(rows, tok, max_tokens=reply + 2)
 
 
 def test_length_buckets_cover_every_example_once_with_little_padding(data, tok):

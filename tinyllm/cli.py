@@ -82,14 +82,15 @@ def run_chat(args: argparse.Namespace) -> int:
     settings = {key: value for key, value in given.items() if value is not None}   # else the chapter's defaults
     # a warning (an overlong prompt) is one line for the user, not a Python warning with a source line
     warnings.showwarning = lambda message, *_: print(f"tinyllm chat: warning: {message}", file=sys.stderr)
-    if args.prompt:   # one reply per line, each from the same seed, each after the ones before (unless --single-turn)
+    if args.prompt:   # one reply per line, each after the ones before (unless --single-turn); seeds as in chat_loop
         chat = model.conversation(**settings)
-        for text in args.prompt:
+        for turn, text in enumerate(args.prompt):
             if not text.strip():
                 print("tinyllm chat: an empty --prompt gets an empty line", file=sys.stderr)
             if args.single_turn:
                 chat.reset()
-            print(" ".join(chat.say(text, args.seed).split()) if text.strip() else "")
+            seed = None if args.seed is None else args.seed + turn
+            print(" ".join(chat.say(text, seed).split()) if text.strip() else "")
         return 0
     memory = "answers each message on its own" if args.single_turn else "keeps the conversation; /reset starts over"
     print(f"chatting with {args.run_name} ({memory}); /quit or Ctrl-D leaves", file=sys.stderr)
@@ -187,9 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--top-p", type=number(lambda p: 0 < p <= 1, "a number in (0, 1]"),
                       help="nucleus sampling: the probability mass kept (default 0.95)")
     chat.add_argument("--max-new-tokens", type=positive, help="the longest reply, in tokens (default 64)")
-    chat.add_argument("--single-turn", action="store_true",
-                      help="answer each message on its own (by default the conversation so far is the context)")
-    chat.add_argument("--multi-turn", action="store_true", help=argparse.SUPPRESS)   # now the default; kept so old commands still run
+    memory = chat.add_mutually_exclusive_group()
+    memory.add_argument("--single-turn", action="store_true",
+                        help="answer each message on its own (by default the conversation so far is the context)")
+    memory.add_argument("--multi-turn", action="store_true", help=argparse.SUPPRESS)   # now the default; kept so old commands run
     chat.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     chat.set_defaults(run=run_chat)
 

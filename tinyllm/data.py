@@ -4,7 +4,8 @@
 __all__ = ['SLOT', 'REPLY_CHARACTERS', 'SPECS', 'FINN', 'USER', 'ASSISTANT', 'END', 'ROLE_MARKERS', 'REQUIRED_COLUMNS', 'Topic',
            'Character', 'character_problems', 'check_character', 'load_character', 'character_yaml', 'format_chat',
            'chat_messages', 'chat_text', 'words', 'normalize', 'generate_conversations', 'reply_problems', 'lint',
-           'seen_in_training', 'unseen_questions', 'replace_directory', 'save_conversations', 'load_conversations']
+           'training_questions', 'seen_in_training', 'unseen_questions', 'replace_directory', 'save_conversations',
+           'load_conversations']
 
 # %% ../chapters/01_data.ipynb #6843cc87
 import json
@@ -482,8 +483,12 @@ def balanced_topics(rng: random.Random, topics: list[Topic], n: int) -> list[Top
     return order
 
 # %% ../chapters/01_data.ipynb #ee46266f
-def generate_conversations(n: int = 60_000, seed: int = 0, character: Character = FINN) -> DatasetDict:
-    "n conversations with `character` of one to three exchanges, split into train/validation/test by their last one."
+def generate_conversations(n: int = 60_000, seed: int = 0, character: Character = FINN,
+                           earlier_exchanges: dict[int, float] = EARLIER_EXCHANGES) -> DatasetDict:
+    """n conversations with `character`, split into train/validation/test by their last exchange.
+
+    `earlier_exchanges`: how many exchanges come before the last one, and the share of conversations with that many.
+    """
     if isinstance(n, bool) or not isinstance(n, int) or n < MIN_CONVERSATIONS:
         raise ValueError(f"n must be a whole number of at least {MIN_CONVERSATIONS:,}, got {n!r}")
     check_character(character)
@@ -508,7 +513,7 @@ def generate_conversations(n: int = 60_000, seed: int = 0, character: Character 
     for i, t in enumerate(balanced_topics(rng, character.topics, n)):
         # what was said before: exchanges on any topic, which the last question's answer must not follow
         earlier = [seen_exchange(rng.choice(character.topics))
-                   for _ in range(rng.choices(list(EARLIER_EXCHANGES), list(EARLIER_EXCHANGES.values()))[0])]
+                   for _ in range(rng.choices(list(earlier_exchanges), list(earlier_exchanges.values()))[0])]
         if i < n_unseen:
             row, split = conversation(rng, t, held_out[t.name], character), "test"
         else:
@@ -566,12 +571,17 @@ def lint(data: DatasetDict, character: Character = FINN) -> list[str]:
     return problems
 
 # %% ../chapters/01_data.ipynb #f76e6dec
-def seen_in_training(data: DatasetDict, split: str = "test") -> list[bool]:
-    "For each row of `split`: do the words of its question occur as a training question (last or earlier)?"
+def training_questions(data: DatasetDict) -> set[str]:
+    "The words of every question training asks, last or earlier in a conversation (normalized)."
     rows = data["train"].to_dict()
     earlier = [text for history in rows.get("history", []) for text in history[::2]]
-    train = {normalize(message) for message in rows["input"] + earlier}
-    return [normalize(message) in train for message in data[split].to_dict()["input"]]
+    return {normalize(message) for message in rows["input"] + earlier}
+
+
+def seen_in_training(data: DatasetDict, split: str = "test") -> list[bool]:
+    "For each row of `split`: do the words of its question occur as a training question?"
+    asked = training_questions(data)
+    return [normalize(message) in asked for message in data[split].to_dict()["input"]]
 
 
 def unseen_questions(data: DatasetDict, n: int | None = None) -> list[tuple[str, str]]:
@@ -650,5 +660,8 @@ def load_conversations(path_or_hub_id: str | Path) -> DatasetDict:
         if missing:
             raise ValueError(f"{path_or_hub_id}: split {split!r} has no column(s) {missing}; "
                              f"a conversation data set needs {REQUIRED_COLUMNS}")
+        if "history" in ds.column_names and ds.features["history"] != COLUMNS["history"]:
+            raise ValueError(f"{path_or_hub_id}: split {split!r} has a history column that is not a list of texts "
+                             f"(earlier messages, the user's and the character's in turn: use JSON lines or Parquet)")
     return DatasetDict({split: ds.select_columns(REQUIRED_COLUMNS + ["history"] * ("history" in ds.column_names))
                         for split, ds in data.items()})

@@ -239,13 +239,13 @@ def data_pipeline() -> Figure:
          f"{TEMPLATE_ASK}\nfood: {FOOD_POOL}\n→ {FILLED_ASK}")
     _arrow(ax, (5.35, y1), (5.75, y1))
     _box(ax, 6.8, y1, 2.1, h1, f"{N_CONVERSATIONS:,} conversations",
-         "single-turn: a user\nmessage and Finn's reply", role="tensor")
+         "1 to 3 exchanges: history,\nthen a message and a reply", role="tensor")
     # the flow wraps to a second row, like a line of text
     y2 = 1.15
     _path(ax, [(6.8, y1 - h1 / 2), (6.8, 2.0), (1.0, 2.0), (1.0, y2 + 0.3)])
     _box(ax, 1.0, y2, 1.7, 0.6, "held-out wording?", "(one ask per topic)")
     _arrow(ax, (1.85, y2), (2.15, y2), "no")
-    _box(ax, 2.85, y2, 1.4, 0.6, "hash", "of the conversation")
+    _box(ax, 2.85, y2, 1.4, 0.6, "hash", "of the last exchange")
     # where each split goes, its share of the rest, and where that share is written
     splits = {"train": (1.7, "rest", (3.78, 1.57)),
               "validation": (y2, f"{VALIDATION_SHARE:.0%}", (4.05, y2 + 0.12)),

@@ -17,15 +17,17 @@ from dataclasses import dataclass
 import torch
 
 from .data import (FINN, Character, Slots, misspell, normalize, reply_problems, seen_in_training,
-                          unseen_questions, words)
+                          training_questions, unseen_questions, words)
 from .generate import MAX_NEW_TOKENS, TEMPERATURE, TOP_K, TOP_P, ChatModel, load, sampling_probs
-from .train import (encode_conversations, in_character, load_data, read_run_config, reply_loss,
+from .train import (Example, encode_conversations, in_character, load_data, read_run_config, reply_loss,
                            run_character, run_path, topic_classifier)
 
 # %% ../chapters/08_evaluation.ipynb #c88aaddd
 def held_out_loss(chat: ChatModel, data) -> dict[str, float]:
     "Reply loss on the test split: nats per reply token (all, seen and unseen wordings) and bits per byte."
-    examples = encode_conversations(data["test"].to_dict(), chat.tok, chat.model.config.context_length + 1)
+    # the last reply carries the loss: its question is the one whose wording training saw or not
+    examples = [Example(e.ids, e.reply_start) for e in
+                encode_conversations(data["test"].to_dict(), chat.tok, chat.model.config.context_length + 1)]
     seen = seen_in_training(data)
     scores = {"": reply_loss(chat.model, chat.tok, examples)}
     for name, wanted in [("_seen", True), ("_unseen", False)]:
@@ -208,7 +210,7 @@ def evaluate(chat: ChatModel, data, character: Character = FINN, n_prompts: int 
     if character.world_words:   # without them, nothing can count as staying in the character's world
         off_topic = sample_replies(chat, [(q, "") for q in OFF_TOPIC], seeds[0])
         results["deflection"] = sum(deflects(r, character) for r in off_topic) / len(off_topic)
-    asked_in_training = {normalize(message) for message in train["input"]}
+    asked_in_training = training_questions(data)
     fresh = [(question, topic) for question, topic in fresh if normalize(question) not in asked_in_training]
     if fresh:
         over_seeds(fresh, "fresh_", ("in_character",))

@@ -170,16 +170,23 @@ class Conversation:
 
     def __init__(self, chat_model: ChatModel, **settings):
         self.chat_model, self.settings, self.messages = chat_model, settings, []
-        self.forgetting = False   # has the history outgrown the context yet? (said once, when it first does)
+        self.forgetting = False   # has the history outgrown the prompt yet? (said once, when it first does)
 
-    def stream(self, text: str, seed: int | None = None) -> Iterator[str]:
-        "The reply, piece by piece; the exchange joins the history when the reply is complete."
+    def _note_forgetting(self, text: str, stacklevel: int):
+        "Warn, the first time only, that the conversation no longer fits in the prompt and the oldest part is dropped."
         room = self.chat_model.model.config.context_length - self.settings.get("max_new_tokens", MAX_NEW_TOKENS)
         asked = [*self.messages, {"role": "user", "content": text}]
         if not self.forgetting and len(asked) > 1 and len(self.chat_model.tok.encode_chat(asked, True)) > room:
             self.forgetting = True
             warnings.warn(f"the conversation no longer fits in the model's {room}-token prompt: from now on it "
-                          f"forgets the oldest exchanges", stacklevel=3)   # the line that called say()
+                          f"forgets the oldest exchanges", stacklevel=stacklevel + 1)
+
+    def stream(self, text: str, seed: int | None = None) -> Iterator[str]:
+        "The reply, piece by piece; the exchange joins the history when the reply is complete."
+        self._note_forgetting(text, stacklevel=2)   # points at the caller's line, not at this generator
+        return self._pieces(text, seed)
+
+    def _pieces(self, text: str, seed: int | None) -> Iterator[str]:
         pieces = []
         for piece in self.chat_model.stream(text, seed, history=self.messages, **self.settings):
             pieces.append(piece)
@@ -188,7 +195,8 @@ class Conversation:
 
     def say(self, text: str, seed: int | None = None) -> str:
         "The whole reply to `text`, given the conversation so far."
-        return "".join(self.stream(text, seed))
+        self._note_forgetting(text, stacklevel=2)
+        return "".join(self._pieces(text, seed))
 
     def reset(self):
         self.messages, self.forgetting = [], False
