@@ -15,7 +15,10 @@ import http.server
 import os
 import shutil
 import threading
+import time
+import types
 import urllib.request
+import warnings
 from urllib.parse import urldefrag, urlparse
 
 import pytest
@@ -58,9 +61,8 @@ def browser():
         browser.close()
 
 
-def visit(browser, site: str, entry: str) -> dict:
-    "Open a page, wait for it to load, save a screenshot and report what a reader would run into."
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+def watch(page, site: str) -> tuple[list, list, list]:
+    "Cut `page` off from everything but `site`; return the lists its blocked requests, failures and errors go to."
     external, failed, errors = [], [], []
 
     def only_local(route):
@@ -77,6 +79,13 @@ def visit(browser, site: str, entry: str) -> dict:
     page.on("requestfailed", lambda request: failed.append(request.url))
     page.on("response", lambda response: failed.append(f"{response.status} {response.url}")
             if response.status >= 400 else None)
+    return external, failed, errors
+
+
+def visit(browser, site: str, entry: str) -> dict:
+    "Open a page, wait for it to load, save a screenshot and report what a reader would run into."
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    external, failed, errors = watch(page, site)
     response = page.goto(f"{site}{entry}.html", wait_until="load")
     page.wait_for_timeout(300)                 # let deferred scripts run
     report = {
@@ -145,3 +154,111 @@ def test_every_link_within_the_book_resolves(pages, site):
         if anchor:
             assert f'id="{anchor}"' in html[address], f"{target}: no such anchor"
     assert len(html) >= len(toc_files())
+
+
+# ---------------------------------------------------------------- the chat page (chapter 10): Finn in the browser
+
+CHAT_PAGE = "book/chat"
+REPLY_DONE = '.tinyllm-message.assistant[data-done="true"]'
+TYPED = ["<|end|> what is this? 🐟", "WHAT IS THE MEANING OF LIFE?", "é, ñ, 水: do you like them?"]
+
+
+@pytest.fixture(scope="module")
+def finn():
+    import tinyllm
+
+    return tinyllm.load("finn", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def chat_questions():
+    "A reader's questions: test-split questions (each different), then capitals, markers and emoji typed as text."
+    from tinyllm.data import generate_conversations
+
+    questions = list(dict.fromkeys(generate_conversations(n=60_000, seed=0)["test"]["input"]))
+    return questions[:9] + TYPED
+
+
+def ask(page, text: str, timeout_ms: int = 20_000) -> str:
+    "Type `text` into the chat and press Enter, as a reader does; return the reply once it is complete."
+    done = page.locator(REPLY_DONE)
+    before = done.count()
+    page.fill("#tinyllm-input", text)
+    page.press("#tinyllm-input", "Enter")
+    page.wait_for_function(f"document.querySelectorAll('{REPLY_DONE}').length > {before}", timeout=timeout_ms)
+    return done.nth(before).text_content()
+
+
+@pytest.fixture(scope="module")
+def chat_page(browser, site, finn, chat_questions):
+    """The book's chat page, cut off from everything but the local server; and when its loading started (the slow
+    fixtures first, so that the time to the first reply is the page's own)."""
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    external, failed, errors = watch(page, site)
+    started = time.perf_counter()
+    page.goto(f"{site}{CHAT_PAGE}.html", wait_until="load")
+    yield types.SimpleNamespace(page=page, started=started, external=external, failed=failed, errors=errors)
+    page.close()
+
+
+def test_chat_page_answers_greedily_word_for_word_as_python_does(chat_page, finn, chat_questions):
+    page = chat_page.page
+    page.fill("#tinyllm-temperature", "0")
+    replies = []
+    for i, question in enumerate(chat_questions):
+        page.click("#tinyllm-reset")                     # each question in a new conversation, as reply() does
+        replies.append(ask(page, question))
+        if i == 0:
+            first_reply_seconds = time.perf_counter() - chat_page.started
+        shown = page.locator(".tinyllm-message.user").all_text_contents()
+        assert shown == [question], "the page must show what was typed, as typed"
+    assert len(chat_questions) >= 10
+    assert replies == [finn.reply(question, temperature=0) for question in chat_questions]
+    print(f"first reply {first_reply_seconds:.2f} s after the page began to load")
+    assert first_reply_seconds < 3, f"the first reply came {first_reply_seconds:.1f} s after the page began to load"
+    assert not chat_page.errors and not chat_page.failed, (chat_page.errors, chat_page.failed)
+    assert not chat_page.external, f"the chat page reached outside: {chat_page.external}"
+
+
+def test_chat_page_keeps_the_conversation_as_python_does(chat_page, finn, chat_questions):
+    page = chat_page.page
+    page.fill("#tinyllm-temperature", "0")
+    page.click("#tinyllm-reset")
+    conversation = finn.conversation(temperature=0)
+    turns = ["hello finn", "are you hungry?", "what is the meaning of life?", "do you like the rain?"]
+    with warnings.catch_warnings(record=True) as forgetting:
+        warnings.simplefilter("always")
+        expected = [conversation.say(turn) for turn in turns]
+    assert [ask(page, turn) for turn in turns] == expected
+    notes = page.locator(".tinyllm-message.note").all_text_contents()
+    assert [str(w.message) for w in forgetting] == [n.replace(" Finn forgets", " it forgets") for n in notes]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#tinyllm-chat").screenshot(path=SCREENSHOTS / "chat_with_finn.png")   # chapter 10 shows it
+    assert not chat_page.errors and not chat_page.external, (chat_page.errors, chat_page.external)
+
+
+def test_chat_page_tokenizer_gives_our_ids(chat_page, finn):
+    from tinyllm.data import chat_messages, generate_conversations
+
+    rows = list(generate_conversations(n=60_000, seed=0)["test"])
+    texts = sorted({text for row in rows for text in [*row["history"], row["input"], row["output"]]})
+    texts += TYPED + ["  two  spaces\tand a tab\n", "it's, IT'S, don't", "12345.678", "\u00a0nbsp"]
+    ids = chat_page.page.evaluate("texts => texts.map(t => window.tinyllm.chat.tokenizer.encode(t))", texts)
+    assert ids == [finn.tok.encode(text) for text in texts]
+    messages = chat_messages(rows[0])
+    assert chat_page.page.evaluate("m => window.tinyllm.chat.tokenizer.encodeChat(m, true)", messages) == \
+        finn.tok.encode_chat(messages, add_generation_prompt=True)
+
+
+def test_chat_page_works_opened_from_disk(browser, book_html, finn):
+    "file://, as a reader opens the built book offline: the model comes as a script, not a download."
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    for entry in [book_html / "chat" / "index.html", book_html / f"{CHAT_PAGE}.html"]:
+        page.goto(entry.as_uri(), wait_until="load")
+        page.fill("#tinyllm-temperature", "0")
+        assert ask(page, "are you hungry?") == finn.reply("are you hungry?", temperature=0), entry
+    page.close()
+    assert not [e for e in errors if "cdn" not in e.lower() and "ERR_" not in e], errors

@@ -177,3 +177,16 @@ def test_training_times_are_stated_with_the_machine(stem):
     if stem == "05":
         assert 50 < v["cpu_gflops"] < 100_000
         assert v["cpu_seconds_slowest"] < 300, "the cpu preset fits five minutes on the slowest machine measured"
+
+
+def test_chapter_10_findings():
+    v = values("10")
+    assert v["hf_logit_difference"] < 1e-4 and v["onnx_logit_difference"] < 1e-4, "within the stated tolerance"
+    assert v["template_agree"] == v["template_total"] > 2_000, "the template gives our ids on every test conversation"
+    assert v["hf_greedy_same"] == v["hf_greedy_total"] == v["onnx_greedy_same"] >= 20, "the same greedy replies"
+    assert v["ort_speedup"] > 1, "ONNX Runtime generates faster than chapter 6's loop"
+    assert v["arithmetic_token_us"] < v["ort_token_us"] / 10, "the arithmetic is not what a token's time goes to"
+    weights = (REFERENCE_RUNS / "finn" / "model.safetensors").stat().st_size / 1e6
+    assert v["web_mb"] > weights * 4 / 3 > 0.9 * v["web_mb"], "the page is almost all weights, written as base64 text"
+    assert 14.2 > 2.5 * v["web_mb"], "the smallest onnxruntime-web WebAssembly file is three times the whole page"
+    assert v["onnx_mb"] > v["web_mb"], "the ONNX file keeps float32 weights"

@@ -5,6 +5,7 @@
     python -m tinyllm chat  RUN|finn [--prompt TEXT ...] [--seed N] [--temperature T] [--top-k K] [--top-p P]
                                 [--max-new-tokens N] [--single-turn] [--device D]
     python -m tinyllm eval  RUN|finn [--prompts 200] [--seeds 3] [--json] [--device D]
+    python -m tinyllm export RUN|finn --to hf|onnx|web OUT [--force]
 
 Every command is a thin layer over a chapter's module. A user's mistake gets one
 line on stderr and a non-zero exit status, never a traceback. Library modules are
@@ -143,6 +144,18 @@ def run_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_export(args: argparse.Namespace) -> int:
+    from tinyllm.export import export_hf, export_onnx, export_web
+
+    write = {"hf": export_hf, "onnx": export_onnx, "web": export_web}[args.to]
+    start = time.perf_counter()
+    out = write(args.run_dir, args.out, force=args.force)
+    files = sorted(path for path in out.iterdir() if path.is_file())
+    print(f"wrote {out} in {time.perf_counter() - start:.0f} s: {', '.join(path.name for path in files)} "
+          f"({sum(path.stat().st_size for path in files) / 1e6:.1f} MB)")
+    return 0
+
+
 RUN_HELP = "a run directory written by `train`, or finn or mochi: a reference run shipped with tinyllm"
 
 
@@ -205,6 +218,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     evaluation.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     evaluation.set_defaults(run=run_eval)
+
+    export = commands.add_parser("export", help="hand a trained model to other software (chapter 10)",
+                                 description="Write the model in RUN to the folder OUT: a Hugging Face transformers "
+                                             "model (hf), an ONNX graph with a KV cache (onnx), or a chat page that "
+                                             "runs in a browser with no server (web).")
+    export.add_argument("run_dir", metavar="RUN", help=RUN_HELP)
+    export.add_argument("--to", required=True, choices=["hf", "onnx", "web"], help="the form to write")
+    export.add_argument("out", metavar="OUT", help="the folder to write (it must not exist, unless --force)")
+    export.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    export.set_defaults(run=run_export)
     return parser
 
 
@@ -218,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(args, "run_dir"):   # a directory, or a shipped reference run named as typed
             args.run_name, args.run_dir = str(args.run_dir), run_path(args.run_dir)
         return args.run(args)
-    except (OSError, ValueError) as error:  # a user's mistake: one line, no traceback
+    except (OSError, ValueError, ImportError) as error:  # a user's mistake or a missing extra: one line, no traceback
         print(f"tinyllm {args.command}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
