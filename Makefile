@@ -81,6 +81,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/generate.py
 	$(PY) benchmarks/sample_replies.py
+	$(PY) benchmarks/export.py
 
 clean:
 	rm -rf _build

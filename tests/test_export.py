@@ -15,6 +15,7 @@ import pytest
 import torch
 import transformers
 
+from tinyllm.cli import main
 from tinyllm.data import chat_messages, generate_conversations
 from tinyllm.export import (CHAT_TEMPLATE, CachedStep, OnnxChat, export_hf, export_onnx, export_web, gpt2_name,
                             require, to_gpt2_state_dict, web_model_data)
@@ -119,8 +120,8 @@ def test_chat_template_equals_encode_chat_on_every_test_conversation(finn, hf_fo
     assert tokenizer.chat_template == CHAT_TEMPLATE
     for row in test_rows:
         messages = chat_messages(row)
-        assert tokenizer.apply_chat_template(messages)["input_ids"] == finn.tok.encode_chat(messages)
-        asked = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True)["input_ids"]
+        assert tokenizer.apply_chat_template(messages, return_dict=True)["input_ids"] == finn.tok.encode_chat(messages)
+        asked = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, return_dict=True)["input_ids"]
         assert asked == finn.tok.encode_chat(messages[:-1], add_generation_prompt=True)
     with pytest.raises(Exception, match="unknown role system"):
         tokenizer.apply_chat_template([{"role": "system", "content": "be nice"}])
@@ -276,27 +277,28 @@ def test_a_missing_package_says_what_to_install(tmp_path, monkeypatch):
     assert require("json", "anything") is json
 
 
-def test_cli_exports_and_refuses_bad_input_in_one_line(tmp_path):
-    result = run_tinyllm("export", "finn", "--to", "web", str(tmp_path / "web"))
+def test_cli_exports(tmp_path):
+    "As a user runs it: a fresh process, the folder loads in transformers."
+    result = run_tinyllm("export", "finn", "--to", "hf", str(tmp_path / "hf"))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(f"wrote {tmp_path / 'web'}") and "model.js" in result.stdout
-    for args, code, message in [
-        (["finn", "--to", "tflite", str(tmp_path / "x")], 2, "invalid choice: 'tflite'"),
-        (["finn", "--to", "web", str(tmp_path / "web")], 1, "already exists: choose another folder, or pass --force"),
-        ([str(tmp_path / "nothing"), "--to", "hf", str(tmp_path / "y")], 1, "no run directory at"),
-    ]:
-        result = run_tinyllm("export", *args)
-        assert result.returncode == code and message in result.stderr, result.stderr
-        assert "Traceback" not in result.stderr
-    assert run_tinyllm("export", "finn", "--to", "web", str(tmp_path / "web"), "--force").returncode == 0
+    assert result.stdout.startswith(f"wrote {tmp_path / 'hf'} in ") and "model.safetensors" in result.stdout
+    assert transformers.AutoConfig.from_pretrained(tmp_path / "hf").activation_function == "relu"
 
 
-def test_cli_names_the_extra_when_a_package_is_missing(tmp_path):
-    fake = tmp_path / "site" / "onnxscript"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("raise ImportError('not installed')\n")
-    result = subprocess.run([sys.executable, "-m", "tinyllm", "export", "finn", "--to", "onnx", str(tmp_path / "o")],
-                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
-    assert result.returncode == 1
-    assert result.stderr.strip() == ("tinyllm export: error: exporting to ONNX needs the onnxscript package: "
-                                     "pip install 'tinyllm[export]'")
+@pytest.mark.parametrize("args, code, message", [
+    (["finn", "--to", "tflite", "{out}"], 2, "invalid choice: 'tflite'"),
+    (["finn", "--to", "web", "{existing}"], 1, "already exists: choose another folder, or pass --force to replace it"),
+    (["{nothing}", "--to", "hf", "{out}"], 1, "no run directory at"),
+    (["finn", "--to", "onnx", "{out}"], 1, "exporting to ONNX needs the onnxscript package: pip install 'tinyllm[export]'"),
+])
+def test_cli_refuses_bad_input_in_one_line(tmp_path, capsys, monkeypatch, args, code, message):
+    (tmp_path / "existing").mkdir()
+    monkeypatch.setitem(sys.modules, "onnxscript", None)   # as if not installed
+    paths = {name: str(tmp_path / name) for name in ("out", "existing", "nothing")}
+    try:
+        returned = main(["export", *(arg.format(**paths) for arg in args)])
+    except SystemExit as stop:   # argparse's own errors
+        returned = stop.code
+    err = capsys.readouterr().err
+    assert returned == code and message in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing"]   # nothing written

@@ -151,7 +151,7 @@ def run_export(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     out = write(args.run_dir, args.out, force=args.force)
     files = sorted(path for path in out.iterdir() if path.is_file())
-    print(f"wrote {out} in {time.perf_counter() - start:.0f} s: {', '.join(path.name for path in files)} "
+    print(f"wrote {out} in {time.perf_counter() - start:.1f} s: {', '.join(path.name for path in files)} "
           f"({sum(path.stat().st_size for path in files) / 1e6:.1f} MB)")
     return 0
 

@@ -15,6 +15,7 @@ Which chapter uses which diagram:
     chapter 5  training_step      one step of the training loop, as a cycle
     chapter 6  kv_cache           generation with a key/value cache, step by step
     chapter 7  logit_lens         reading the residual stream after every layer
+    chapter 10 onnx_step          the model as one ONNX graph, its KV cache as inputs and outputs
 
 Every number a diagram shows is one of the literals below or is computed from them; the comment
 beside each says where in the course it comes from: change them together. One style for all: the palette of PALETTE, the
@@ -581,6 +582,32 @@ def logit_lens() -> Figure:
     return fig
 
 
+def onnx_step() -> Figure:
+    "Chapter 10: the model as one ONNX graph, the KV cache as its inputs and outputs, called once per step."
+    fig, ax = _figure(3.9, "One ONNX graph, called once per step",
+                      "The cache goes in and comes back one position longer; the caller keeps it between calls.")
+    x_in, x_graph, x_out, w_side = 1.35, 4.0, 6.65, 2.1
+    rows = [2.55, 1.85, 1.15]
+    inputs = [("input_ids", "(B, T) new tokens", "user"), ("past_keys", "(L, B, H, P, D)", "tensor"),
+              ("past_values", "(L, B, H, P, D)", "tensor")]
+    outputs = [("logits", "(B, T, V)", "reply"), ("present_keys", "(L, B, H, P+T, D)", "tensor"),
+               ("present_values", "(L, B, H, P+T, D)", "tensor")]
+    for y, (name, shape, role) in zip(rows, inputs):
+        _box(ax, x_in, y, w_side, 0.52, name, shape, role=role, size=SMALL, mono=True, sub_mono=True)
+        _arrow(ax, (x_in + w_side / 2, y), (x_graph - 0.85, y))
+    _box(ax, x_graph, rows[1], 1.7, 2.0, "model.onnx", "CachedStep:\nembeddings,\nblocks,\nhead", role="op")
+    for y, (name, shape, role) in zip(rows, outputs):
+        _arrow(ax, (x_graph + 0.85, y), (x_out - w_side / 2, y))
+        _box(ax, x_out, y, w_side, 0.52, name, shape, role=role, size=SMALL, mono=True, sub_mono=True)
+    y_back = 0.45   # the caller's loop: present -> past, the chosen token -> input_ids
+    _path(ax, [(x_out, rows[2] - 0.26), (x_out, y_back), (x_in - w_side / 2 - 0.15, y_back),
+               (x_in - w_side / 2 - 0.15, rows[0]), (x_in - w_side / 2, rows[0])])
+    _text(ax, x_graph, y_back + 0.17, "next call: present becomes past; the token chosen from the logits is the input",
+          color=SOFT_INK)
+    _text(ax, x_graph, y_back - 0.2, f"cpu preset: L = {N_LAYERS} layers, H = {N_HEADS} heads, D = {HEAD_DIM}, "
+          f"V = {VOCAB_SIZE}; P = 0 for a new prompt", color=SOFT_INK)
+    return fig
+
 DIAGRAMS = {   # chapter order
     "data_pipeline": data_pipeline,
     "bpe_merge": bpe_merge,
@@ -592,4 +619,5 @@ DIAGRAMS = {   # chapter order
     "training_step": training_step,
     "kv_cache": kv_cache,
     "logit_lens": logit_lens,
+    "onnx_step": onnx_step,
 }

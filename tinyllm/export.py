@@ -9,6 +9,7 @@ __all__ = ['EXTRAS', 'GPT2_NAMES', 'CHAT_TEMPLATE', 'ONNX_INPUTS', 'ONNX_OUTPUTS
 # %% ../chapters/10_shipping.ipynb #c10imports
 import base64
 import contextlib
+import copy
 import importlib
 import io
 import json
@@ -68,7 +69,7 @@ def gpt2_config(chat: ChatModel):
         activation_function="relu",                        # GPT-2 uses GELU; Finn's feed-forward uses ReLU
         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,   # an exported model only runs inference
         layer_norm_epsilon=1e-5, tie_word_embeddings=True,
-        bos_token_id=chat.end_id, eos_token_id=chat.end_id, pad_token_id=tok.special_tokens[PAD])
+        bos_token_id=None, eos_token_id=chat.end_id, pad_token_id=tok.special_tokens[PAD])   # no begin-of-text token
 
 # %% ../chapters/10_shipping.ipynb #c10namesx
 GPT2_NAMES = {   # our parameter -> GPT-2's, with `{i}` the block; True: GPT-2 stores the matrix transposed
@@ -153,7 +154,7 @@ def model_card(run: str | Path, chat: ChatModel) -> str:
     "The folder's README.md: what the model is, and the few lines that chat with it through transformers."
     from tinyllm.train import run_character
 
-    config, name = read_run_config(run_path(run)), run_character(run_path(run)).name
+    config, name = read_run_config(run_path(run)), run_character(run_path(run)).name.capitalize()
     return f"""---
 library_name: transformers
 pipeline_tag: text-generation
@@ -254,11 +255,13 @@ ONNX_INPUTS, ONNX_OUTPUTS = ["input_ids", "past_keys", "past_values"], ["logits"
 def to_onnx(model: TinyLM, path: str | Path) -> Path:
     "Export `CachedStep(model)` with PyTorch's exporter (torch.export + onnxscript); batch, new and past are dynamic."
     require("onnxscript", "exporting to ONNX")
-    step = CachedStep(model.float().cpu().eval())
+    step = CachedStep(copy.deepcopy(model).float().cpu().eval())   # the caller's model stays where it is
     c = model.config
-    batch, new, past = (torch.export.Dim(name, max=c.context_length) for name in ("batch", "new", "past"))
+    # past + new must stay within the context (the position table has that many rows): the caller's to check
+    batch = torch.export.Dim("batch")
+    new, past = (torch.export.Dim(name, max=c.context_length) for name in ("new", "past"))
     example = (torch.zeros(2, 3, dtype=torch.long), torch.zeros(c.n_layers, 2, c.n_heads, 4, c.d_model // c.n_heads))
-    example += (example[1].clone(),)   # keys and values must be two tensors, or the graph reads one for both
+    example += (example[1].clone(),)   # two distinct tensors: the exporter merges one tensor passed twice into one input
     with quiet():
         torch.onnx.export(step, example, str(path), input_names=ONNX_INPUTS, output_names=ONNX_OUTPUTS,
                           dynamic_shapes={"ids": {0: batch, 1: new}, "past_keys": {1: batch, 3: past},

@@ -1,0 +1,48 @@
+"""Chapter 10: tokens per second of ONNX Runtime against chapter 6's PyTorch loop, and the exports' sizes.
+
+Both generate 64 new tokens greedily after the same 16-token prompt, with the KV cache (ONNX Runtime:
+the cache as inputs and outputs of the graph, `OnnxChat.generate_ids`; PyTorch: `generate_ids`), on models
+with the `cpu` and `t4` presets' shapes (random weights: speed does not depend on what the model knows;
+no stop token, so every run makes all 64 tokens). Each model is exported to ONNX in a temporary folder.
+
+Prints tokens per second, the ratio ONNX Runtime / PyTorch, the ONNX file's size, and the machine's
+large-matmul GFLOP/s (machines differ; compare ratios).
+"""
+import tempfile
+from pathlib import Path
+
+import torch
+
+from timing import median_time
+from tinyllm.export import OnnxChat, to_onnx
+from tinyllm.generate import ChatModel, generate_ids
+from tinyllm.model import ModelConfig, TinyLM
+from tinyllm.tokenizer import VOCAB_SIZE, Tokenizer
+from tinyllm.train import matmul_gflops
+
+NEW_TOKENS, PROMPT_TOKENS, REPEATS = 64, 16, 5
+
+
+def main():
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {matmul_gflops():.0f} GFLOP/s "
+          f"(2048² float32 matmul), {NEW_TOKENS} new tokens")
+    tok = Tokenizer([])   # bytes only: the chat wrapper needs one; the prompt below is random ids
+    for preset in ("cpu", "t4"):
+        torch.manual_seed(0)
+        model = TinyLM(ModelConfig.preset(preset, VOCAB_SIZE)).eval()
+        prompt = torch.randint(0, 256, (PROMPT_TOKENS,)).tolist()
+        with tempfile.TemporaryDirectory() as folder:
+            path = to_onnx(model, Path(folder) / "model.onnx")
+            chat = ChatModel(model, tok)
+            chat.end_id, chat.banned_ids = None, []   # as generate_ids below: no stop token, nothing banned
+            onnx_model = OnnxChat(path, chat)
+            runs = {"pytorch": lambda: list(generate_ids(model, prompt, NEW_TOKENS, temperature=0)),
+                    "onnxruntime": lambda: list(onnx_model.generate_ids(prompt, NEW_TOKENS, temperature=0))}
+            speed = {name: NEW_TOKENS / median_time(fn, REPEATS, warmup=True)[0] for name, fn in runs.items()}
+            size = path.stat().st_size / 1e6
+        print(f"{preset:>3} preset: " + ", ".join(f"{name} {s:,.0f} tokens/s" for name, s in speed.items())
+              + f" -> onnxruntime / pytorch = {speed['onnxruntime'] / speed['pytorch']:.2f}; model.onnx {size:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
