@@ -29,7 +29,7 @@ from .data import END, replace_directory
 from .generate import MAX_NEW_TOKENS, TEMPERATURE, TOP_K, TOP_P, ChatModel, check_settings, load, next_token
 from .model import TinyLM
 from .tokenizer import PAD, Tokenizer
-from .train import read_run_config, run_path
+from .train import read_run_config, run_character, run_path
 
 # %% ../chapters/10_shipping.ipynb #c10require
 EXTRAS = "pip install 'tinyllm[export]'"   # transformers, onnx, onnxscript, onnxruntime (pyproject.toml)
@@ -152,8 +152,6 @@ def generation_config(chat: ChatModel):
 # %% ../chapters/10_shipping.ipynb #c10card
 def model_card(run: str | Path, chat: ChatModel) -> str:
     "The folder's README.md: what the model is, and the few lines that chat with it through transformers."
-    from tinyllm.train import run_character
-
     config, name = read_run_config(run_path(run)), run_character(run_path(run)).name.capitalize()
     return f"""---
 library_name: transformers
@@ -336,8 +334,6 @@ WEB_FILES = ["index.html", "chat.js", "chat.css"]   # tinyllm/web/: the page and
 
 def web_model_data(run: str | Path) -> dict:
     "Everything the page needs about a run: its config, tokenizer, chat defaults and weights (a safetensors file)."
-    from tinyllm.train import run_character
-
     run = run_path(run)
     config = read_run_config(run)
     return {"name": run.name, "character": run_character(run).name.capitalize(), "config": config["model"],
