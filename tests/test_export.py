@@ -5,6 +5,7 @@ and greedy replies token for token. The reference run is float16 on disk and exp
 a tiny run trained here adds a model whose vocabulary is padded beyond its tokenizer and whose weights are float32.
 """
 import base64
+import copy
 import json
 import os
 import subprocess
@@ -17,9 +18,9 @@ import transformers
 
 from tinyllm.cli import main
 from tinyllm.data import chat_messages, generate_conversations
-from tinyllm.export import (CHAT_TEMPLATE, CachedStep, OnnxChat, export_hf, export_onnx, export_web, gpt2_name,
-                            require, to_gpt2_state_dict, web_model_data)
-from tinyllm.generate import generate_ids, load
+from tinyllm.export import (CHAT_TEMPLATE, CachedStep, OnnxChat, export_hf, export_onnx, export_web, gpt2_config,
+                            gpt2_name, require, to_gpt2, to_gpt2_state_dict, web_model_data)
+from tinyllm.generate import MAX_NEW_TOKENS, TEMPERATURE, TOP_P, generate_ids, load
 
 from command_line import run_tinyllm
 from tiny_runs import tiny_run
@@ -44,7 +45,8 @@ def test_rows():
 def asked(finn, test_rows):
     "Test conversations without their last reply, with earlier exchanges, whose prompt fits as it is."
     conversations = (chat_messages(row)[:-1] for row in test_rows)
-    return [m for m in conversations if len(finn.tok.encode_chat(m, True)) <= 64][:GREEDY_PROMPTS]
+    room = finn.model.config.context_length - MAX_NEW_TOKENS
+    return [m for m in conversations if len(finn.tok.encode_chat(m, True)) <= room][:GREEDY_PROMPTS]
 
 
 @pytest.fixture(scope="module")
@@ -74,15 +76,16 @@ def padded_batch(chat, rows):
     return ids, real
 
 
-def our_greedy_ids(chat, messages) -> list[int]:
-    prompt = chat.prompt_ids(messages, 64)
-    return list(generate_ids(chat.model, prompt, 64, chat.end_id, chat.banned_ids, temperature=0))
+def our_greedy_ids(chat, messages, banned_ids=None) -> list[int]:
+    prompt = chat.prompt_ids(messages, MAX_NEW_TOKENS)
+    banned = chat.banned_ids if banned_ids is None else banned_ids
+    return list(generate_ids(chat.model, prompt, MAX_NEW_TOKENS, chat.end_id, banned, temperature=0))
 
 
-def hf_greedy_ids(model, tokenizer, messages) -> list[int]:
+def hf_greedy_ids(model, tokenizer, messages, **settings) -> list[int]:
     "transformers alone: its chat template, its generate, the folder's generation config but greedy."
     inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True, return_tensors="pt")
-    new = model.generate(**inputs, do_sample=False)[0, inputs["input_ids"].shape[1]:].tolist()
+    new = model.generate(**inputs, do_sample=False, **settings)[0, inputs["input_ids"].shape[1]:].tolist()
     return new[:-1] if new and new[-1] == tokenizer.eos_token_id else new
 
 
@@ -91,8 +94,7 @@ def hf_greedy_ids(model, tokenizer, messages) -> list[int]:
 def test_every_parameter_has_one_place_in_gpt2_with_gpt2s_shape(finn):
     renamed = to_gpt2_state_dict(finn.model)
     assert len(renamed) == len(list(finn.model.parameters()))   # one-to-one: no two of ours share a name
-    gpt2 = transformers.GPT2LMHeadModel(transformers.GPT2Config(
-        vocab_size=2560, n_positions=128, n_embd=256, n_layer=2, n_head=4, n_inner=512)).state_dict()
+    gpt2 = transformers.GPT2LMHeadModel(gpt2_config(finn)).state_dict()
     for name, tensor in renamed.items():
         assert gpt2[name].shape == tensor.shape, name
     assert set(gpt2) - set(renamed) <= {"lm_head.weight"} | {k for k in gpt2 if k.endswith(".attn.bias")}
@@ -144,7 +146,7 @@ print(any(name.startswith("tinyllm") for name in sys.modules))
     assert result.returncode == 0, result.stderr[-2000:]
     reply, sampling, imported = result.stdout.splitlines()
     assert reply == finn.reply("are you hungry?", temperature=0)
-    assert sampling == "True 0.7 0.95"   # chapter 6's defaults travel in generation_config.json
+    assert sampling == f"True {TEMPERATURE} {TOP_P}"   # chapter 6's defaults travel in generation_config.json
     assert imported == "False"
     card = (hf_folder / "README.md").read_text()
     assert "library_name: transformers" in card and "apply_chat_template" in card
@@ -162,7 +164,8 @@ def test_cached_step_is_the_model_for_a_prompt_and_then_token_by_token(finn, tes
         for t in range(5, ids.shape[1]):
             logits, keys, values = step(ids[:, t:t + 1], keys, values)
             pieces.append(logits[0])
-    assert keys.shape == (2, 1, 4, ids.shape[1], 64)
+    c = finn.model.config
+    assert keys.shape == (c.n_layers, 1, c.n_heads, ids.shape[1], c.d_model // c.n_heads)
     assert (torch.cat(pieces) - full).abs().max() < TOLERANCE
 
 
@@ -189,12 +192,30 @@ def test_onnx_runtime_gives_our_logits_for_a_batch_and_through_its_cache(finn, o
 def test_onnx_runtime_greedy_replies_equal_ours(finn, onnx_folder, asked):
     onnx_finn = OnnxChat(onnx_folder / "model.onnx", finn)
     for messages in asked:
-        prompt = finn.prompt_ids(messages, 64)
-        assert list(onnx_finn.generate_ids(prompt, 64)) == our_greedy_ids(finn, messages), messages
+        prompt = finn.prompt_ids(messages, MAX_NEW_TOKENS)
+        assert list(onnx_finn.generate_ids(prompt)) == our_greedy_ids(finn, messages), messages
     text = "<|end|> 🐟 what is this?"   # markers typed as text, and emoji, as in chapter 6
     assert onnx_finn.reply(text, temperature=0) == finn.reply(text, temperature=0)
     with pytest.raises(ValueError, match="say something"):
         onnx_finn.reply("   ")
+    with pytest.raises(ValueError, match="do not fit in the context of"):
+        list(onnx_finn.generate_ids([finn.end_id] * 100, MAX_NEW_TOKENS))
+
+
+def test_banned_tokens_are_never_generated_by_either_export(finn, hf_folder, onnx_folder, asked):
+    "Ban the token each greedy reply starts with: transformers (suppress_tokens) and ONNX Runtime must avoid it."
+    model = transformers.AutoModelForCausalLM.from_pretrained(hf_folder).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(hf_folder)
+    assert model.generation_config.suppress_tokens == finn.banned_ids
+    onnx_finn = OnnxChat(onnx_folder / "model.onnx", finn)
+    for messages in asked[:4]:
+        banned = finn.banned_ids + our_greedy_ids(finn, messages)[:1]
+        ours = our_greedy_ids(finn, messages, banned)
+        assert ours[0] != banned[-1]
+        assert hf_greedy_ids(model, tokenizer, messages, suppress_tokens=banned) == ours
+        onnx_finn.chat = copy.copy(finn)
+        onnx_finn.chat.banned_ids = banned
+        assert list(onnx_finn.generate_ids(finn.prompt_ids(messages, MAX_NEW_TOKENS))) == ours
 
 
 def test_the_onnx_folder_says_what_a_generation_loop_needs(finn, onnx_folder):
@@ -220,7 +241,7 @@ def test_a_run_trained_here_exports_to_all_three(tmp_path, tiny_run_dir):
         messages = [{"role": "user", "content": text}]
         ours = our_greedy_ids(tiny, messages)
         assert hf_greedy_ids(hf, hf_tok, messages) == ours
-        assert list(onnx_tiny.generate_ids(tiny.prompt_ids(messages, 64), 64)) == ours
+        assert list(onnx_tiny.generate_ids(tiny.prompt_ids(messages, MAX_NEW_TOKENS))) == ours
     data = web_model_data(tiny_run_dir)
     assert base64.b64decode(data["safetensors"]) == (tiny_run_dir / "model.safetensors").read_bytes()
     assert data["config"] == tiny.model.config.to_dict()
@@ -259,6 +280,16 @@ def test_an_existing_folder_is_replaced_only_when_forced(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "web"]   # no half-written folder left
 
 
+def test_the_run_itself_is_never_the_output(tmp_path, tiny_run_dir, monkeypatch):
+    for out in (tiny_run_dir, tiny_run_dir.parent):   # --force would replace the run, or the folder holding it
+        with pytest.raises(ValueError, match="holds the run being exported"):
+            export_web(tiny_run_dir, out, force=True)
+    monkeypatch.chdir(tiny_run_dir)
+    with pytest.raises(ValueError, match="holds the run being exported"):
+        export_web(".", ".", force=True)
+    assert (tiny_run_dir / "model.safetensors").is_file()
+
+
 @pytest.mark.parametrize("export", [export_hf, export_onnx, export_web])
 def test_a_folder_that_is_not_a_run_is_refused_before_anything_is_written(tmp_path, export):
     (tmp_path / "notes").mkdir()
@@ -277,12 +308,15 @@ def test_a_missing_package_says_what_to_install(tmp_path, monkeypatch):
     assert require("json", "anything") is json
 
 
-def test_cli_exports(tmp_path):
-    "As a user runs it: a fresh process, the folder loads in transformers."
+def test_cli_exports(tmp_path, capsys):
+    "As a user runs it: a fresh process for --to hf, whose folder loads in transformers; then the other two."
     result = run_tinyllm("export", "finn", "--to", "hf", str(tmp_path / "hf"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"wrote {tmp_path / 'hf'} in ") and "model.safetensors" in result.stdout
     assert transformers.AutoConfig.from_pretrained(tmp_path / "hf").activation_function == "relu"
+    for form, made in [("onnx", "model.onnx"), ("web", "model.js")]:
+        assert main(["export", "finn", "--to", form, str(tmp_path / form)]) == 0
+        assert made in capsys.readouterr().out and (tmp_path / form / made).is_file()
 
 
 @pytest.mark.parametrize("args, code, message", [

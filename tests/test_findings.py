@@ -188,5 +188,5 @@ def test_chapter_10_findings():
     assert v["arithmetic_token_us"] < v["ort_token_us"] / 10, "the arithmetic is not what a token's time goes to"
     weights = (REFERENCE_RUNS / "finn" / "model.safetensors").stat().st_size / 1e6
     assert v["web_mb"] > weights * 4 / 3 > 0.9 * v["web_mb"], "the page is almost all weights, written as base64 text"
-    assert 14.2 > 2.5 * v["web_mb"], "the smallest onnxruntime-web WebAssembly file is three times the whole page"
+    assert round(14.2 / v["web_mb"]) == 3, "the smallest onnxruntime-web WebAssembly file is three times the whole page"
     assert v["onnx_mb"] > v["web_mb"], "the ONNX file keeps float32 weights"

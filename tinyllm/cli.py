@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(args, "run_dir"):   # a directory, or a shipped reference run named as typed
             args.run_name, args.run_dir = str(args.run_dir), run_path(args.run_dir)
         return args.run(args)
-    except (OSError, ValueError, ImportError) as error:  # a user's mistake or a missing extra: one line, no traceback
+    except (OSError, ValueError, ModuleNotFoundError) as error:  # a user's mistake or a missing extra: one line
         print(f"tinyllm {args.command}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -36,10 +36,12 @@ EXTRAS = "pip install 'tinyllm[export]'"   # transformers, onnx, onnxscript, onn
 
 
 def require(module: str, purpose: str):
-    "Import an optional package, or fail with one line that says what to install."
+    "Import an optional package, or fail with one line that says what to install (a broken one raises as it is)."
     try:
         return importlib.import_module(module)
-    except ImportError:
+    except ModuleNotFoundError as error:
+        if error.name is not None and error.name != module.split(".")[0]:
+            raise   # the package is there, but something it needs is not: its own message says what
         raise ModuleNotFoundError(f"{purpose} needs the {module.split('.')[0]} package: {EXTRAS}") from None
 
 
@@ -174,34 +176,41 @@ inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, ret
 reply = model.generate(**inputs)[0, inputs["input_ids"].shape[1]:]   # sampling settings: generation_config.json
 print(tokenizer.decode(reply, skip_special_tokens=True))
 ```
+
+Two things to know. The model reads at most {chat.model.config.context_length} tokens, prompt and reply together:
+drop the oldest messages of a long conversation before you call `generate`. And the chat template, like
+every chat template, turns a marker such as `<|end|>` typed in a message into the real one; strip them from
+users' text first.
 """
 
 # %% ../chapters/10_shipping.ipynb #c10exporthf
 @contextlib.contextmanager
-def new_folder(out: str | Path, force: bool = False) -> Iterator[Path]:
-    """Write an export into `<out>.partial`, then swap it into place. An export that fails or is interrupted
-    leaves no half-written folder, and any old one intact. `out` must not exist unless `force`."""
-    out = Path(out)
+def new_folder(out: str | Path, run: str | Path, force: bool = False) -> Iterator[Path]:
+    """Write an export of `run` into `<out>.partial`, then swap it into place. An export that fails or is
+    interrupted leaves no half-written folder, and any old one intact. `out` must not exist unless `force`,
+    and may never be the run or a folder that holds it (replacing it would delete the run)."""
+    shown, out = out, Path(out).resolve()
+    if run_path(run).resolve().is_relative_to(out):
+        raise ValueError(f"{shown} holds the run being exported: choose another folder")
     if out.exists() and not force:
-        raise FileExistsError(f"{out} already exists: choose another folder, or pass --force to replace it")
+        raise FileExistsError(f"{shown} already exists: choose another folder, or pass --force to replace it")
     if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a folder")
+        raise FileExistsError(f"{shown} exists and is not a folder")
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
         yield partial
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    replace_directory(partial, out)
+        replace_directory(partial, out)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)   # gone already when the swap succeeded
 
 
 def export_hf(run: str | Path, out: str | Path, force: bool = False) -> Path:
     "Write a folder that transformers loads with no tinyllm code: weights, config, tokenizer, chat template, card."
     require("transformers", "exporting to Hugging Face")
     chat = load(run, device="cpu")
-    with new_folder(out, force) as folder:
+    with new_folder(out, run, force) as folder:
         gpt2 = to_gpt2(chat)
         gpt2.generation_config = generation_config(chat)
         with quiet():   # no progress bar for writing one small file
@@ -242,9 +251,9 @@ class CachedStep(nn.Module):
         return m.head(m.final_norm(x)), torch.stack(keys), torch.stack(values)
 
     def empty_cache(self, batch: int = 1) -> torch.Tensor:
-        "Past keys (or values) of a fresh prompt: zero positions."
-        c = self.model.config
-        return torch.zeros(c.n_layers, batch, c.n_heads, 0, c.d_model // c.n_heads)
+        "Past keys (or values) of a fresh prompt: zero positions, on the model's device."
+        c, device = self.model.config, self.model.token_embedding.weight.device
+        return torch.zeros(c.n_layers, batch, c.n_heads, 0, c.d_model // c.n_heads, device=device)
 
 # %% ../chapters/10_shipping.ipynb #c10toonnxx
 ONNX_INPUTS, ONNX_OUTPUTS = ["input_ids", "past_keys", "past_values"], ["logits", "present_keys", "present_values"]
@@ -265,6 +274,13 @@ def to_onnx(model: TinyLM, path: str | Path) -> Path:
                           dynamic_shapes={"ids": {0: batch, 1: new}, "past_keys": {1: batch, 3: past},
                                           "past_values": {1: batch, 3: past}},
                           external_data=False, dynamo=True, verbose=False)
+    # The exporter notes on every operation where it came from: file paths and lines of the exporting machine.
+    # A runtime never reads them, and they would make the file differ from machine to machine: drop them.
+    onnx = require("onnx", "exporting to ONNX")
+    graph = onnx.load(str(path))
+    for node in graph.graph.node:
+        del node.metadata_props[:]
+    onnx.save(graph, str(path))
     return Path(path)
 
 # %% ../chapters/10_shipping.ipynb #c10exportonnx
@@ -272,7 +288,7 @@ def export_onnx(run: str | Path, out: str | Path, force: bool = False) -> Path:
     "Write model.onnx, a transformers-style tokenizer.json and chat.json (what a generation loop needs to know)."
     require("onnxscript", "exporting to ONNX")
     chat = load(run, device="cpu")
-    with new_folder(out, force) as folder:
+    with new_folder(out, run, force) as folder:
         to_onnx(chat.model, folder / "model.onnx")
         chat.tok.to_huggingface(folder / "tokenizer.json")
         (folder / "chat.json").write_text(json.dumps(onnx_chat_settings(chat), indent=1) + "\n")
@@ -305,6 +321,9 @@ class OnnxChat:
         "Chapter 6's `generate_ids`, the KV cache now two arrays that go into the graph and come back out."
         check_settings(temperature, top_k, top_p, max_new_tokens)
         c, chat = self.chat.model.config, self.chat
+        if len(prompt) + max_new_tokens > c.context_length:   # as chapter 6 says it, before the graph fails
+            raise ValueError(f"{len(prompt)} prompt tokens + {max_new_tokens} new ones do not fit in the context "
+                             f"of {c.context_length}")
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         keys = values = np.zeros((c.n_layers, 1, c.n_heads, 0, c.d_model // c.n_heads), dtype=np.float32)
         new = list(prompt)
@@ -348,8 +367,8 @@ def export_web(run: str | Path, out: str | Path, force: bool = False) -> Path:
     model.js is a script, not data to fetch, so the page also works opened from disk (file://)."""
     load(run, device="cpu")   # a run that does not load is an error here, not in a reader's browser
     data = json.dumps(web_model_data(run), separators=(",", ":"))
-    with new_folder(out, force) as folder:
-        for name in WEB_FILES:
-            shutil.copyfile(resources.files("tinyllm") / "web" / name, folder / name)
+    with new_folder(out, run, force) as folder:
+        for name in WEB_FILES:   # read as data: the package may be installed as a zip
+            (folder / name).write_bytes((resources.files("tinyllm") / "web" / name).read_bytes())
         (folder / "model.js").write_text(f"window.TINYLLM_MODEL = {data};\n", encoding="utf-8")
     return Path(out)
