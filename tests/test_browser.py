@@ -171,12 +171,17 @@ def finn():
 
 
 @pytest.fixture(scope="module")
-def chat_questions():
-    "A reader's questions: test-split questions (each different), then capitals, markers and emoji typed as text."
+def test_rows():
+    "The test split of the data the reference run was trained on."
     from tinyllm.data import generate_conversations
 
-    questions = list(dict.fromkeys(generate_conversations(n=60_000, seed=0)["test"]["input"]))
-    return questions[:9] + TYPED
+    return list(generate_conversations(n=60_000, seed=0)["test"])
+
+
+@pytest.fixture(scope="module")
+def chat_questions(test_rows):
+    "A reader's questions: test-split questions (each different), then capitals, markers and emoji typed as text."
+    return list(dict.fromkeys(row["input"] for row in test_rows))[:9] + TYPED
 
 
 def ask(page, text: str, timeout_ms: int = 20_000) -> str:
@@ -237,15 +242,14 @@ def test_chat_page_keeps_the_conversation_as_python_does(chat_page, finn, chat_q
     assert not chat_page.errors and not chat_page.external, (chat_page.errors, chat_page.external)
 
 
-def test_chat_page_tokenizer_gives_our_ids(chat_page, finn):
-    from tinyllm.data import chat_messages, generate_conversations
+def test_chat_page_tokenizer_gives_our_ids(chat_page, finn, test_rows):
+    from tinyllm.data import chat_messages
 
-    rows = list(generate_conversations(n=60_000, seed=0)["test"])
-    texts = sorted({text for row in rows for text in [*row["history"], row["input"], row["output"]]})
+    texts = sorted({text for row in test_rows for text in [*row["history"], row["input"], row["output"]]})
     texts += TYPED + ["  two  spaces\tand a tab\n", "it's, IT'S, don't", "12345.678", "\u00a0nbsp"]
     ids = chat_page.page.evaluate("texts => texts.map(t => window.tinyllm.chat.tokenizer.encode(t))", texts)
     assert ids == [finn.tok.encode(text) for text in texts]
-    messages = chat_messages(rows[0])
+    messages = chat_messages(test_rows[0])
     assert chat_page.page.evaluate("m => window.tinyllm.chat.tokenizer.encodeChat(m, true)", messages) == \
         finn.tok.encode_chat(messages, add_generation_prompt=True)
 
