@@ -14,6 +14,9 @@ from assignments import (ANSWERS_NOTE, GLUE, LINKS, SOLUTION, STUDENT_NOTE, glue
                          restore, student_json, student_version, with_glued_numbers, write_assignments)
 
 CHECK_FAILURES = {"NotImplementedError", "NameError", "AssertionError"}
+# What a chapter trains before its exercises, made short for the placeholder test: the checks do not depend on how
+# well it learned (chapter 4's ladder: seven rungs of 300 steps, most of a minute on two cores)
+SHORTER = {"04_transformer": ("steps: int = 300", "steps: int = 3")}
 
 
 def load(path: Path) -> dict:
@@ -97,6 +100,11 @@ def test_make_assignments_writes_every_chapter(tmp_path):
 @pytest.mark.parametrize("chapter", CHAPTERS[:4], ids=lambda p: p.name)   # 5-9 train models: minutes each
 def test_with_placeholders_each_check_fails_with_a_message(chapter):
     student = nbformat.reads(json.dumps(student_version(load(chapter))), as_version=4)
+    if chapter.stem in SHORTER:
+        long, short = SHORTER[chapter.stem]
+        training = [c for c in student.cells if long in c.source]
+        assert len(training) == 1, f"{chapter.stem}: {long!r} is no longer in one cell: update SHORTER"
+        training[0].source = training[0].source.replace(long, short)
     NotebookClient(student, timeout=600, kernel_name="python3", allow_errors=True,
                    resources={"metadata": {"path": str(ROOT / "chapters")}}).execute()
     cells = student.cells
