@@ -79,6 +79,7 @@ def test_the_diagrams_draw_the_course_as_the_code_defines_it():
     assert (diagrams.STEPS, diagrams.WARMUP_STEPS, diagrams.PEAK_LR, diagrams.MIN_LR) == \
         (recipe.steps, recipe.warmup_steps, recipe.lr, recipe.min_lr)
     assert diagrams.GRAD_CLIP == TrainConfig.grad_clip and diagrams.IGNORE_INDEX == IGNORE_INDEX
+    assert diagrams.BATCH_SIZE == recipe.batch_size
     assert diagrams.VOCAB_SIZE == VOCAB_SIZE and (diagrams.USER, diagrams.ASSISTANT, diagrams.END) == (USER, ASSISTANT, END)
     assert (diagrams.HELD_OUT_SHARE, diagrams.VALIDATION_SHARE, diagrams.TEST_SHARE) == \
         (UNSEEN_SHARE, VALIDATION_SHARE, TEST_SHARE)

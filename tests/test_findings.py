@@ -190,3 +190,16 @@ def test_chapter_10_findings():
     assert v["web_mb"] > weights * 4 / 3 > 0.9 * v["web_mb"], "the page is almost all weights, written as base64 text"
     assert round(14.2 / v["web_mb"]) == 3, "the smallest onnxruntime-web WebAssembly file is three times the whole page"
     assert v["onnx_mb"] > v["web_mb"], "the ONNX file keeps float32 weights"
+
+
+def test_chapter_11_findings():
+    v = values("11")
+    assert v["toy_mean"] == 1.75 and v["toy_mean_of_means"] == 2.5, "the small example's arithmetic"
+    assert v["tokens_even"] != v["tokens_odd"], "the halves hold different numbers of reply tokens"
+    assert v["weighted_gap"] < 1e-5 < v["naive_gap"], "weighting by share is rounding; the mean of means is not"
+    assert v["gap_two"] <= 4 * max(v["gap_threads"], 1e-5) < v["gap_wrong"], "two processes are as close as rounding"
+    assert v["cores"] == 2, "the text speaks of two processes on two cores"
+    assert v["two_vs_half"] > 1, "two processes beat one process on half the threads"
+    assert v["two_vs_all"] < 1.5, "two processes on two cores are not twice as fast as one process on both"
+    assert 0 < v["allreduce_share"] < 0.5 and v["allreduce_ms"] < v["step_ms_two"], "the all-reduce is part of a step"
+    assert abs(v["tps_two"] / v["tps_all"] - v["two_vs_all"]) < 1e-9

@@ -210,6 +210,18 @@ def test_a_checkpoint_mid_run_resumes_identically(tmp_path, data, tok, resume_of
     assert all(torch.equal(a, b) for a, b in zip(weights(straight).values(), weights(resumed).values()))
 
 
+def test_the_first_log_after_a_resume_averages_the_steps_it_ran(tmp_path, data, tok, resume_offline):
+    every_step = trainer(data, tok, steps=20, log_every=1).fit(progress=False)   # one log entry per step
+    interrupted = trainer(data, tok, steps=20)
+    while interrupted.step < 16:
+        interrupted.train_step()
+    interrupted.save(tmp_path / "cut")
+    resumed = Trainer.resume(tmp_path / "cut", device="cpu").fit(progress=False)
+    assert resumed.log[-1]["step"] == 20   # steps 17 to 20, not a whole log_every of 5
+    assert resumed.log[-1]["loss"] == pytest.approx(sum(e["loss"] for e in every_step.log[16:20]) / 4, rel=1e-6)
+    assert resumed.log[-1]["seconds_per_step"] > 0
+
+
 def test_fp16_autocast_and_grad_scaler_path_runs(data, tok):
     t = trainer(data, tok, steps=3, amp=True)
     assert t.amp and t.scaler.is_enabled()

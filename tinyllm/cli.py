@@ -6,6 +6,7 @@
                                 [--max-new-tokens N] [--single-turn] [--device D]
     python -m tinyllm eval  RUN|finn [--prompts 200] [--seeds 3] [--json] [--device D]
     python -m tinyllm export RUN|finn --to hf|onnx|web OUT [--force]
+    torchrun [--standalone] --nproc_per_node=N -m tinyllm train ... [--timeout S]   (chapter 11: N processes)
 
 Every command is a thin layer over a chapter's module. A user's mistake gets one
 line on stderr and a non-zero exit status, never a traceback. Library modules are
@@ -14,6 +15,7 @@ imported inside the commands so that `--help` answers at once.
 import argparse
 import itertools
 import math
+import os
 import sys
 import time
 
@@ -40,21 +42,35 @@ def positive(text: str) -> int:
     return int(text)
 
 
+def speaks() -> bool:
+    "False on the processes other than rank 0 under torchrun: they all run the same command, rank 0 speaks for all."
+    return "TORCHELASTIC_RUN_ID" not in os.environ or os.environ.get("RANK") == "0"
+
+
 def run_train(args: argparse.Namespace) -> int:
+    from tinyllm.distributed import launched_by_torchrun, train_parallel
     from tinyllm.train import train_run
 
+    options = dict(preset=args.preset, steps=args.steps, seed=args.seed, resume=args.resume, device=args.device,
+                   data_dir=args.data, character=args.character)
+    processes = ""
     start = time.perf_counter()
     try:
-        trainer = train_run(args.out, preset=args.preset, steps=args.steps, seed=args.seed, resume=args.resume,
-                            device=args.device, data_dir=args.data, character=args.character)
+        if launched_by_torchrun():   # one of several processes (chapter 11): the others run this too
+            processes = f" on {os.environ['WORLD_SIZE']} processes"
+            trainer = train_parallel(args.out, timeout_s=args.timeout, **options)
+        else:
+            trainer = train_run(args.out, **options)
     except KeyboardInterrupt:
-        print(f"tinyllm train: interrupted; the run was saved in {args.out} — continue it with --resume",
-              file=sys.stderr)
+        if speaks():   # under torchrun, rank 0 saved the run and says so
+            print(f"tinyllm train: interrupted; the run was saved in {args.out} — continue it with --resume",
+                  file=sys.stderr)
         return 130
-    last = trainer.log[-1] if trainer.log else {}
-    print(f"trained {trainer.step} steps on {trainer.device.type} in {time.perf_counter() - start:.0f} s "
-          f"(data and tokenizer included): loss {last.get('loss', float('nan')):.3f}, "
-          f"validation loss {last.get('val_loss', float('nan')):.3f}; wrote {args.out}")
+    if getattr(trainer, "rank", 0) == 0:
+        last = trainer.log[-1] if trainer.log else {}
+        print(f"trained {trainer.step} steps on {trainer.device.type}{processes} in {time.perf_counter() - start:.0f} s "
+              f"(data and tokenizer included): loss {last.get('loss', float('nan')):.3f}, "
+              f"validation loss {last.get('val_loss', float('nan')):.3f}; wrote {args.out}")
     return 0
 
 
@@ -177,7 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a character's model with a preset (chapter 5)",
                                 description="Build the data and tokenizer (or read --data), train a model "
-                                            "with a preset, and write the run directory RUN.")
+                                            "with a preset, and write the run directory RUN. Started by "
+                                            "`torchrun --nproc_per_node=N -m tinyllm train ...`, N processes "
+                                            "train the run together (chapter 11).")
     train.add_argument("--preset", required=True, choices=["cpu", "t4"], help="model shape and recipe")
     train.add_argument("--out", required=True, metavar="RUN", help="run directory to write")
     train.add_argument("--steps", type=positive, help="optimizer steps (default: the preset's)")
@@ -186,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     train.add_argument("--data", metavar="DIR", help="train on this data set instead of generating one")
     train.add_argument("--character", default="finn", metavar="NAME|SPEC", help=character_help)
+    train.add_argument("--timeout", type=positive, default=300, metavar="S",
+                       help="under torchrun: seconds a process waits for the others before it stops (default 300)")
     train.set_defaults(run=run_train)
 
     chat = commands.add_parser("chat", help="talk to a trained model (chapter 6)",
@@ -242,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
             args.run_name, args.run_dir = str(args.run_dir), run_path(args.run_dir)
         return args.run(args)
     except (OSError, ValueError, ModuleNotFoundError) as error:  # a user's mistake or a missing extra: one line
-        print(f"tinyllm {args.command}: error: {error}", file=sys.stderr)
+        # under torchrun every process runs the same command and makes the same mistake: rank 0 says it
+        if speaks() or isinstance(error, ConnectionError):
+            print(f"tinyllm {args.command}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"tinyllm {args.command}: interrupted", file=sys.stderr)

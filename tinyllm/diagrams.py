@@ -16,6 +16,7 @@ Which chapter uses which diagram:
     chapter 6  kv_cache           generation with a key/value cache, step by step
     chapter 7  logit_lens         reading the residual stream after every layer
     chapter 10 onnx_step          the model as one ONNX graph, its KV cache as inputs and outputs
+    chapter 11 data_parallel      one training step on two processes: half a batch each, one all-reduce
 
 Every number a diagram shows is one of the literals below or is computed from them; the comment
 beside each says where in the course it comes from: change them together. One style for all: the palette of PALETTE, the
@@ -74,6 +75,7 @@ HEAD_DIM = D_MODEL // N_HEADS
 # chapter 5: tinyllm.train.TrainConfig and TRAIN_PRESETS["cpu"]
 GRAD_CLIP = 1.0
 STEPS, WARMUP_STEPS, PEAK_LR, MIN_LR = 900, 100, 3e-3, 3e-4
+BATCH_SIZE = 32                                  # TRAIN_PRESETS["cpu"].batch_size
 
 # chapter 6: a 5-token prompt and the first tokens of a reply ("hello. i was ...", a greeting)
 KV_PROMPT = [USER, "hi", "finn", END, ASSISTANT]
@@ -608,6 +610,26 @@ def onnx_step() -> Figure:
           f"V = {VOCAB_SIZE}; P = 0 for a new prompt", color=SOFT_INK)
     return fig
 
+
+def data_parallel() -> Figure:
+    "Chapter 11: one training step on two processes, each with half the batch and a copy of the model."
+    fig, ax = _figure(4.6, "One step on two processes",
+                      "Each process computes the gradient of its rows; an all-reduce gives both the batch's gradient.")
+    x_mid, xs, w, h = WIDTH / 2, [2.0, 6.0], 2.9, 0.62
+    _box(ax, x_mid, 3.55, 4.4, 0.5, f"the step's batch: {BATCH_SIZE} conversations",
+         "the same on both processes (same seed, same step)", role="tensor", size=SMALL)
+    rows = [f"rows 0, 2, …, {BATCH_SIZE - 2}", f"rows 1, 3, …, {BATCH_SIZE - 1}"]
+    for rank, (x, taken) in enumerate(zip(xs, rows)):
+        _arrow(ax, (x_mid + (x - x_mid) * 0.45, 3.3), (x, 2.85))
+        _box(ax, x, 2.5, w, h, f"process {rank}: forward, backward", f"{taken}; loss × 2 × its token share",
+             role="op", size=SMALL)
+        _arrow(ax, (x, 2.5 - h / 2), (x, 1.82), f"gradient g{rank}", dx=0.1, dy=-0.03, ha="left")
+        _arrow(ax, (x, 1.28), (x, 0.95))
+        _box(ax, x, 0.62, w, h, "clip, AdamW step", "same gradient: same new weights", role="op", size=SMALL)
+    _box(ax, x_mid, 1.55, xs[1] - xs[0] + w, 0.5, "all-reduce: both get (g0 + g1) / 2", role="tensor", size=SMALL)
+    return fig
+
+
 DIAGRAMS = {   # chapter order
     "data_pipeline": data_pipeline,
     "bpe_merge": bpe_merge,
@@ -620,4 +642,5 @@ DIAGRAMS = {   # chapter order
     "kv_cache": kv_cache,
     "logit_lens": logit_lens,
     "onnx_step": onnx_step,
+    "data_parallel": data_parallel,
 }

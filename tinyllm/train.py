@@ -256,8 +256,7 @@ class Trainer:
         inputs, targets = inputs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.step, self.train_config)
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-            _, loss = self.model(inputs, targets)
+        loss = self.loss(inputs, targets)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)          # clip the true gradients, not the scaled ones
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train_config.grad_clip)
@@ -266,6 +265,11 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         return loss.detach(), useful
+
+    def loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        "The batch's mean loss, in fp16 where amp is on (chapter 11 splits this over several processes)."
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            return self.model(inputs, targets)[1]
 
     def evaluate(self, examples: list[Example], batch_size: int = 128) -> dict[str, float]:
         "`reply_loss` of the model being trained; it goes back to training mode afterwards."
@@ -279,7 +283,7 @@ class Trainer:
 
         c = self.train_config
         self.model.train()
-        running, useful, since = torch.zeros((), device=self.device), 0, time.perf_counter()
+        running, useful, counted, since = torch.zeros((), device=self.device), 0, 0, time.perf_counter()
         # at most ~100 refreshes: a notebook's message channel drops messages when flooded
         bar = tqdm(total=c.steps, initial=self.step, desc="training", unit="step", disable=not progress,
                    miniters=max(1, (c.steps - self.step) // 100), mininterval=0.5)
@@ -288,13 +292,13 @@ class Trainer:
                 loss, n = self.train_step()
                 running += loss
                 useful += n
+                counted += 1
                 bar.update()
                 if self.step % c.log_every == 0 or self.step == c.steps:
-                    steps_done = (self.step - 1) % c.log_every + 1
                     seconds = time.perf_counter() - since
-                    entry = {"step": self.step, "lr": learning_rate(self.step - 1, c),
-                             "loss": running.item() / steps_done, "tokens_per_s": useful / seconds}
-                    running, useful, since = torch.zeros((), device=self.device), 0, time.perf_counter()
+                    entry = {"step": self.step, "lr": learning_rate(self.step - 1, c), "loss": running.item() / counted,
+                             "tokens_per_s": useful / seconds, "seconds_per_step": seconds / counted}
+                    running, useful, counted, since = torch.zeros((), device=self.device), 0, 0, time.perf_counter()
                     if self.step % c.eval_every == 0 or self.step == c.steps:
                         entry["val_loss"] = self.evaluate(self.valid_examples)["loss"]
                         since = time.perf_counter()   # evaluation time is not training throughput
@@ -436,11 +440,12 @@ def course_run_dir(preset: str = "cpu") -> Path:
 
 def train_run(out: str | Path, preset: str = "cpu", steps: int | None = None, seed: int = 0,
               resume: bool = False, device: str | None = None, data_dir: str | Path | None = None,
-              progress: bool = True, character: str | Path | Character = "finn") -> Trainer:
-    "What `python -m tinyllm train` does: data, tokenizer, model and training, written to `out`."
+              progress: bool = True, character: str | Path | Character = "finn",
+              trainer_class: type[Trainer] = Trainer) -> Trainer:
+    "What `python -m tinyllm train` does: data, tokenizer, model and training, written to `out` (by `trainer_class`)."
     out = Path(out)
     if resume:
-        return Trainer.resume(out, device, steps).fit(out, progress)
+        return trainer_class.resume(out, device, steps).fit(out, progress)
     if preset not in TRAIN_PRESETS:
         raise ValueError(f"unknown preset {preset!r}: choose one of {', '.join(TRAIN_PRESETS)}")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -455,7 +460,7 @@ def train_run(out: str | Path, preset: str = "cpu", steps: int | None = None, se
         warnings.warn(f"the data's topics are not {character.name}'s (for example {sorted(unknown)[0]!r}): "
                       f"the run will be judged as {character.name}; name the data's character with --character")
     tok = train_tokenizer(data)
-    trainer = Trainer(ModelConfig.preset(preset, len(tok)), config, tok, data, device, source, character)
+    trainer = trainer_class(ModelConfig.preset(preset, len(tok)), config, tok, data, device, source, character)
     return trainer.fit(out, progress)
 
 # %% ../chapters/05_training.ipynb #5ef3a7c1
