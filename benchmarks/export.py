@@ -10,14 +10,15 @@ large-matmul GFLOP/s (machines differ; compare ratios).
 """
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
 from timing import median_time
 from tinyllm.export import OnnxChat, to_onnx
-from tinyllm.generate import ChatModel, generate_ids
+from tinyllm.generate import generate_ids
 from tinyllm.model import ModelConfig, TinyLM
-from tinyllm.tokenizer import VOCAB_SIZE, Tokenizer
+from tinyllm.tokenizer import VOCAB_SIZE
 from tinyllm.train import matmul_gflops
 
 NEW_TOKENS, PROMPT_TOKENS, REPEATS = 64, 16, 5
@@ -26,16 +27,14 @@ NEW_TOKENS, PROMPT_TOKENS, REPEATS = 64, 16, 5
 def main():
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {matmul_gflops():.0f} GFLOP/s "
           f"(2048² float32 matmul), {NEW_TOKENS} new tokens")
-    tok = Tokenizer([])   # bytes only: the chat wrapper needs one; the prompt below is random ids
     for preset in ("cpu", "t4"):
         torch.manual_seed(0)
         model = TinyLM(ModelConfig.preset(preset, VOCAB_SIZE)).eval()
         prompt = torch.randint(0, 256, (PROMPT_TOKENS,)).tolist()
         with tempfile.TemporaryDirectory() as folder:
             path = to_onnx(model, Path(folder) / "model.onnx")
-            chat = ChatModel(model, tok)
-            chat.end_id, chat.banned_ids = None, []   # as generate_ids below: no stop token, nothing banned
-            onnx_model = OnnxChat(path, chat)
+            # what OnnxChat.generate_ids reads of a chat: as generate_ids below, no stop token and nothing banned
+            onnx_model = OnnxChat(path, SimpleNamespace(model=model, end_id=None, banned_ids=[]))
             runs = {"pytorch": lambda: list(generate_ids(model, prompt, NEW_TOKENS, temperature=0)),
                     "onnxruntime": lambda: list(onnx_model.generate_ids(prompt, NEW_TOKENS, temperature=0))}
             speed = {name: NEW_TOKENS / median_time(fn, REPEATS, warmup=True)[0] for name, fn in runs.items()}

@@ -10,6 +10,22 @@ def book_html(tmp_path_factory):
     return build_book(tmp_path_factory.mktemp("book"))
 
 
+@pytest.fixture(scope="session")
+def finn():
+    "The reference run shipped with the library, on the CPU (chapters 10's exports and the chat page are checked on it)."
+    import tinyllm
+
+    return tinyllm.load("finn", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def test_rows():
+    "The test split of the data the reference run was trained on."
+    from tinyllm.data import generate_conversations
+
+    return list(generate_conversations(n=60_000, seed=0)["test"])
+
+
 def pytest_collection_modifyitems(items):
     """Slow, so `make test-fast` leaves them out: every test that needs the built book (a full Sphinx build), and
     every test of the command line, which starts Python and PyTorch afresh (tests/test_cli.py, and any test with

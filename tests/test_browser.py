@@ -164,21 +164,6 @@ TYPED = ["<|end|> what is this? 🐟", "WHAT IS THE MEANING OF LIFE?", "é, ñ, 
 
 
 @pytest.fixture(scope="module")
-def finn():
-    import tinyllm
-
-    return tinyllm.load("finn", device="cpu")
-
-
-@pytest.fixture(scope="module")
-def test_rows():
-    "The test split of the data the reference run was trained on."
-    from tinyllm.data import generate_conversations
-
-    return list(generate_conversations(n=60_000, seed=0)["test"])
-
-
-@pytest.fixture(scope="module")
 def chat_questions(test_rows):
     "A reader's questions: test-split questions (each different), then capitals, markers and emoji typed as text."
     return list(dict.fromkeys(row["input"] for row in test_rows))[:9] + TYPED

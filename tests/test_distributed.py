@@ -28,7 +28,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from command_line import run_tinyllm
 from tinyllm.data import generate_conversations, save_conversations
@@ -135,12 +134,10 @@ def test_only_rank_0_writes_the_run(runs):
 
 @pytest.mark.slow
 def test_a_mistake_under_torchrun_is_said_once(runs):
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "tinyllm",
-               "train", "--preset", "cpu", "--data", str(runs.data), "--out", str(runs.two)]   # the run exists
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                          env=os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
-    assert done.returncode != 0
-    assert done.stderr.count("tinyllm train: error:") == 1 and "already exists" in done.stderr
+    job = torchrun("--preset", "cpu", "--data", str(runs.data), "--out", str(runs.two), wait=False)   # it exists
+    _, stderr = job.communicate(timeout=300)
+    assert job.returncode != 0
+    assert stderr.count("tinyllm train: error:") == 1 and "already exists" in stderr
 
 
 @pytest.mark.slow
@@ -248,14 +245,20 @@ def test_ctrl_c_stops_every_process_after_the_same_step_and_rank_0_saves(runs, t
     assert 0 < config["step"] < 100_000 and not list(tmp_path.glob("*.partial"))
 
 
-@pytest.mark.parametrize("world", [2, 3])
-def test_each_process_weights_its_loss_by_its_share_of_the_tokens(world):
-    "DataParallelTrainer.loss of every rank, averaged as DDP does, is the whole batch's gradient; a mean of means is not."
+@pytest.fixture(scope="module")
+def uneven_batch():
+    "Inputs and targets of 31 real conversations: rows that split unevenly over 2 and over 3 processes."
     data = generate_conversations(n=1_000, seed=0)
     tok = train_tokenizer(data, vocab_size=400)
     examples = encode_conversations(data["train"].to_dict(), tok, max_tokens=129)
-    batch = [examples[i] for i in length_buckets(examples, 31, seed=0)[0]]   # 31 rows: uneven over 2 and 3
-    inputs, targets = collate(batch, tok.special_tokens["<|pad|>"])
+    batch = [examples[i] for i in length_buckets(examples, 31, seed=0)[0]]
+    return collate(batch, tok.special_tokens["<|pad|>"])
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_each_process_weights_its_loss_by_its_share_of_the_tokens(world, uneven_batch):
+    "DataParallelTrainer.loss of every rank, averaged as DDP does, is the whole batch's gradient; a mean of means is not."
+    inputs, targets = uneven_batch
     torch.manual_seed(0)
     model = TinyLM(ModelConfig(vocab_size=448, n_layers=1, d_model=64, n_heads=2, d_ff=128, context_length=128, dropout=0.0))
 

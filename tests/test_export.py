@@ -7,7 +7,6 @@ a tiny run trained here adds a model whose vocabulary is padded beyond its token
 import base64
 import copy
 import json
-import os
 import subprocess
 import sys
 
@@ -19,8 +18,9 @@ import transformers
 from tinyllm.cli import main
 from tinyllm.data import chat_messages, generate_conversations
 from tinyllm.export import (CHAT_TEMPLATE, CachedStep, OnnxChat, export_hf, export_onnx, export_web, gpt2_config,
-                            gpt2_name, require, to_gpt2, to_gpt2_state_dict, web_model_data)
+                            gpt2_name, require, to_gpt2_state_dict, web_model_data)
 from tinyllm.generate import MAX_NEW_TOKENS, TEMPERATURE, TOP_P, generate_ids, load
+from tinyllm.train import run_path
 
 from command_line import run_tinyllm
 from tiny_runs import tiny_run
@@ -29,16 +29,6 @@ from tiny_runs import tiny_run
 # mapping (a matrix left untransposed, the wrong activation) is wrong by whole units
 TOLERANCE = 1e-4
 GREEDY_PROMPTS = 24
-
-
-@pytest.fixture(scope="module")
-def finn():
-    return load("finn", device="cpu")
-
-
-@pytest.fixture(scope="module")
-def test_rows():
-    return list(generate_conversations(n=60_000, seed=0)["test"])   # the data the reference run was trained on
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +42,16 @@ def asked(finn, test_rows):
 @pytest.fixture(scope="module")
 def hf_folder(tmp_path_factory):
     return export_hf("finn", tmp_path_factory.mktemp("hf") / "finn")
+
+
+@pytest.fixture(scope="module")
+def hf_model(hf_folder):
+    return transformers.AutoModelForCausalLM.from_pretrained(hf_folder).eval()
+
+
+@pytest.fixture(scope="module")
+def hf_tokenizer(hf_folder):
+    return transformers.AutoTokenizer.from_pretrained(hf_folder)
 
 
 @pytest.fixture(scope="module")
@@ -101,24 +101,23 @@ def test_every_parameter_has_one_place_in_gpt2_with_gpt2s_shape(finn):
     assert gpt2_name("blocks.1.attention.qkv.weight") == ("transformer.h.1.attn.c_attn.weight", True)
 
 
-def test_transformers_gives_our_logits_on_real_conversations(finn, hf_folder, test_rows):
-    model = transformers.AutoModelForCausalLM.from_pretrained(hf_folder).eval()
+def test_transformers_gives_our_logits_on_real_conversations(finn, hf_model, test_rows):
+    model = hf_model
     ids, real = padded_batch(finn, test_rows[:64])
     with torch.no_grad():
         ours, theirs = finn.model(ids)[0], model(ids, attention_mask=real.long()).logits
     assert (ours - theirs).abs()[real].max() < TOLERANCE
 
 
-def test_transformers_greedy_replies_equal_ours_token_for_token(finn, hf_folder, asked):
-    model = transformers.AutoModelForCausalLM.from_pretrained(hf_folder).eval()
-    tokenizer = transformers.AutoTokenizer.from_pretrained(hf_folder)
+def test_transformers_greedy_replies_equal_ours_token_for_token(finn, hf_model, hf_tokenizer, asked):
+    model, tokenizer = hf_model, hf_tokenizer
     assert len(asked) >= 20 and any(len(m) > 1 for m in asked)   # multi-turn prompts among them
     for messages in asked:
         assert hf_greedy_ids(model, tokenizer, messages) == our_greedy_ids(finn, messages), messages
 
 
-def test_chat_template_equals_encode_chat_on_every_test_conversation(finn, hf_folder, test_rows):
-    tokenizer = transformers.AutoTokenizer.from_pretrained(hf_folder)
+def test_chat_template_equals_encode_chat_on_every_test_conversation(finn, hf_tokenizer, test_rows):
+    tokenizer = hf_tokenizer
     assert tokenizer.chat_template == CHAT_TEMPLATE
     for row in test_rows:
         messages = chat_messages(row)
@@ -202,10 +201,9 @@ def test_onnx_runtime_greedy_replies_equal_ours(finn, onnx_folder, asked):
         list(onnx_finn.generate_ids([finn.end_id] * 100, MAX_NEW_TOKENS))
 
 
-def test_banned_tokens_are_never_generated_by_either_export(finn, hf_folder, onnx_folder, asked):
+def test_banned_tokens_are_never_generated_by_either_export(finn, hf_model, hf_tokenizer, onnx_folder, asked):
     "Ban the token each greedy reply starts with: transformers (suppress_tokens) and ONNX Runtime must avoid it."
-    model = transformers.AutoModelForCausalLM.from_pretrained(hf_folder).eval()
-    tokenizer = transformers.AutoTokenizer.from_pretrained(hf_folder)
+    model, tokenizer = hf_model, hf_tokenizer
     assert model.generation_config.suppress_tokens == finn.banned_ids
     onnx_finn = OnnxChat(onnx_folder / "model.onnx", finn)
     for messages in asked[:4]:
@@ -247,18 +245,16 @@ def test_a_run_trained_here_exports_to_all_three(tmp_path, tiny_run_dir):
     assert data["config"] == tiny.model.config.to_dict()
 
 
-def test_the_web_folder_is_the_page_and_the_run(tmp_path):
+def test_the_web_folder_is_the_page_and_the_run(tmp_path, finn):
     folder = export_web("finn", tmp_path / "web")
     assert sorted(p.name for p in folder.iterdir()) == ["chat.css", "chat.js", "index.html", "model.js"]
     script = (folder / "model.js").read_text()
     prefix = "window.TINYLLM_MODEL = "
     assert script.startswith(prefix) and script.endswith(";\n")
     data = json.loads(script[len(prefix):-2])
-    run = load("finn")   # the reference run's files, as the page receives them
-    assert data["character"] == "Finn"
-    assert data["tokenizer"]["merges"] == [list(pair) for pair in run.tok.merges]
-    from tinyllm.train import REFERENCE_RUNS
-    assert base64.b64decode(data["safetensors"]) == (REFERENCE_RUNS / "finn" / "model.safetensors").read_bytes()
+    assert data["character"] == "Finn"   # the reference run's files, as the page receives them
+    assert data["tokenizer"]["merges"] == [list(pair) for pair in finn.tok.merges]
+    assert base64.b64decode(data["safetensors"]) == (run_path("finn") / "model.safetensors").read_bytes()
     html = (folder / "index.html").read_text()
     assert '<script src="model.js"></script>' in html and "http" not in html   # nothing from elsewhere
 

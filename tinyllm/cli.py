@@ -48,7 +48,7 @@ def speaks() -> bool:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from tinyllm.distributed import launched_by_torchrun, train_parallel
+    from tinyllm.distributed import TIMEOUT_S, launched_by_torchrun, train_parallel
     from tinyllm.train import train_run
 
     options = dict(preset=args.preset, steps=args.steps, seed=args.seed, resume=args.resume, device=args.device,
@@ -58,7 +58,7 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         if launched_by_torchrun():   # one of several processes (chapter 11): the others run this too
             processes = f" on {os.environ['WORLD_SIZE']} processes"
-            trainer = train_parallel(args.out, timeout_s=args.timeout, **options)
+            trainer = train_parallel(args.out, timeout_s=args.timeout or TIMEOUT_S, **options)
         else:
             trainer = train_run(args.out, **options)
     except KeyboardInterrupt:
@@ -66,7 +66,7 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"tinyllm train: interrupted; the run was saved in {args.out} — continue it with --resume",
                   file=sys.stderr)
         return 130
-    if getattr(trainer, "rank", 0) == 0:
+    if speaks():
         last = trainer.log[-1] if trainer.log else {}
         print(f"trained {trainer.step} steps on {trainer.device.type}{processes} in {time.perf_counter() - start:.0f} s "
               f"(data and tokenizer included): loss {last.get('loss', float('nan')):.3f}, "
@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     train.add_argument("--data", metavar="DIR", help="train on this data set instead of generating one")
     train.add_argument("--character", default="finn", metavar="NAME|SPEC", help=character_help)
-    train.add_argument("--timeout", type=positive, default=300, metavar="S",
+    train.add_argument("--timeout", type=positive, metavar="S",
                        help="under torchrun: seconds a process waits for the others before it stops (default 300)")
     train.set_defaults(run=run_train)
 

@@ -156,7 +156,8 @@ def generation_config(chat: ChatModel):
 # %% ../chapters/10_shipping.ipynb #c10card
 def model_card(run: str | Path, chat: ChatModel) -> str:
     "The folder's README.md: what the model is, and the few lines that chat with it through transformers."
-    config, name = read_run_config(run_path(run)), run_character(run_path(run)).name.capitalize()
+    run = run_path(run)
+    config, name = read_run_config(run), run_character(run).name.capitalize()
     return f"""---
 library_name: transformers
 pipeline_tag: text-generation
@@ -328,12 +329,12 @@ class OnnxChat:
                              f"of {c.context_length}")
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         keys = values = np.zeros((c.n_layers, 1, c.n_heads, 0, c.d_model // c.n_heads), dtype=np.float32)
-        new = list(prompt)
+        new, banned = list(prompt), torch.tensor(chat.banned_ids, dtype=torch.long)   # an index made once
         for _ in range(max_new_tokens):
             logits, keys, values = self.session.run(None, {"input_ids": np.array([new], dtype=np.int64),
                                                            "past_keys": keys, "past_values": values})
             logits = torch.from_numpy(logits[0, -1].copy())
-            logits[chat.banned_ids] = float("-inf")
+            logits[banned] = float("-inf")
             token = next_token(logits, temperature, top_k, top_p, generator)
             if token == chat.end_id:
                 return

@@ -241,8 +241,8 @@
       return linear(new Float32Array(V), layerNorm(h, x, ...finalNorm), emb, null, V, C);   // the tied head
     }
 
-    function logits(ids) {   // the logits after the last of `ids`
-      const cache = newCache();
+    function logits(ids, cache = newCache()) {   // the logits after the last of `ids`, fed into `cache`
+      if (ids.length === 0) throw new Error("no tokens to read");
       return ids.map((id, i) => step(id, cache, i === ids.length - 1)).at(-1);
     }
 
@@ -311,7 +311,7 @@
   function* generateIds(model, prompt, settings, stopId, banned) {
     const random = mulberry32(settings.seed);
     const cache = model.newCache();
-    let logits = prompt.map((id, i) => model.step(id, cache, i === prompt.length - 1)).at(-1);
+    let logits = model.logits(prompt, cache);
     for (let n = 0; n < settings.maxNewTokens; n++) {
       for (const id of banned) logits[id] = -Infinity;
       const token = settings.temperature === 0 ? argmax(logits) : sample(logits, settings, random);
@@ -326,14 +326,14 @@
   function load(data) {
     const tokenizer = makeTokenizer(data.tokenizer);
     const model = makeModel(data.config, readSafetensors(base64ToBytes(data.safetensors)));
-    const character = data.character || data.name || "the model";
+    const character = data.character;
     const T = data.config.context_length, endId = tokenizer.special["<|end|>"];
     // every special token but <|end|>, and the ids the model has beyond the tokenizer's vocabulary
     const banned = Object.values(tokenizer.special).filter((id) => id !== endId);
     for (let id = tokenizer.size; id < data.config.vocab_size; id++) banned.push(id);
-    const chat = data.chat || {};
-    const defaults = { temperature: chat.temperature ?? 0.7, topK: chat.top_k ?? 40, topP: chat.top_p ?? 0.95,
-                       maxNewTokens: chat.max_new_tokens ?? 64 };
+    const chat = data.chat;   // chapter 6's sampling defaults (tinyllm.export.CHAT_DEFAULTS)
+    const defaults = { temperature: chat.temperature, topK: chat.top_k, topP: chat.top_p,
+                       maxNewTokens: chat.max_new_tokens };
 
     // The prompt for `messages`, leaving room for the reply: the oldest exchanges go first, then the message is cut.
     function promptIds(messages, maxNewTokens, onNote = () => {}) {
