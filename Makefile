@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# wheels of the course's install, for the Colab-like test's fresh environment: it installs offline from them
+WHEELS := $(VENV)/wheels
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 # The book is executed, and tested, on two CPU threads, as in CI; a reader's machine uses all of its own.
 BOOK_ENV := OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
@@ -12,12 +14,20 @@ CHAPTER_FILES := $(wildcard chapters/[0-9][0-9]_*.ipynb)
 
 .PHONY: setup browser test test-fast book export execute assignments diagrams reference bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(WHEELS)/.built
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -e .
+	touch $@
+
+# what a Colab runtime would download (torch, a kernel, the course's dependencies, the build tool), pinned
+# as in requirements.txt: mostly from pip's cache of the install above
+$(WHEELS)/.built: $(STAMP)
+	rm -rf $(WHEELS)
+	$(PY) -m pip wheel --quiet --wheel-dir $(WHEELS) -c requirements.txt ipykernel "setuptools>=77" ".[course]"
+	rm $(WHEELS)/tinyllm-*.whl   # the test installs the course from its source, as Colab does
 	touch $@
 
 ## Debian's Chromium for the browser test of the book (needs root or sudo; once per machine)
@@ -29,9 +39,11 @@ browser:
 
 ## unit tests, the library-chapters sync check, every chapter under nbval, the book in a browser, a Colab-like run.
 ## Chapters start as in a fresh Colab runtime: with no runs of their own (TINYLLM_RUNS is an empty folder).
-test: $(STAMP)
+test: setup
+	@$(BOOK_ENV) $(PY) -c "from tinyllm.train import matmul_gflops; print(f'this machine: {matmul_gflops():.0f} GFLOP/s on a large float32 matrix product')"
 	rm -rf _build/test/runs && mkdir -p _build/test/runs
-	$(BOOK_ENV) TINYLLM_RUNS=$(CURDIR)/_build/test/runs $(PY) -m pytest tests chapters $(NBVAL) --durations=15
+	$(BOOK_ENV) TINYLLM_RUNS=$(CURDIR)/_build/test/runs TINYLLM_WHEELS=$(CURDIR)/$(WHEELS) \
+		$(PY) -m pytest tests chapters $(NBVAL) --durations=20
 
 ## the unit tests alone, without what is marked slow (under 2 minutes)
 test-fast: $(STAMP)

@@ -4,16 +4,15 @@ The proofs launch real jobs, `torchrun --nproc_per_node=2 -m tinyllm train`, on 
 with gloo, on a small data set, and compare them with one process.
 
 The tolerance. Two processes add the gradients of two half-batches where one process adds the
-same terms in another order, and float32 keeps about seven significant digits, so the weights
-differ in their last digits. AdamW then scales each weight's step by the size of its own
-gradient: a weight whose gradient nearly cancels to zero can move by a whole learning rate either
-way on a rounding difference, so the largest single difference says little. The measure is the
-size of the whole difference relative to how far training moved the weights (`relative_gap`),
-and the bound is calibrated in the same test: two processes may be no further from one process
-than FLOOR_FACTOR times what changing only the order of the sums does (one process on one thread
-against two), and never beyond MAX_GAP. Measured after six steps: 3e-6 for both. A trainer with a
-real error, one that averages the two halves' mean losses instead of weighting each by its share
-of the reply tokens, is at 6e-3, and the test checks that it fails.
+same terms in another order, so the weights differ in their last digits, and AdamW amplifies the
+difference where a gradient nearly cancels. In float32 how much depends on the machine: after six
+steps, 3e-6 on the 2-core CPU the chapter was first run on and 6e-5 on two others, where one process
+on one thread was 3e-6 and a wrong trainer (the mean of the halves' mean losses) 6e-3. A bound drawn
+from those numbers measures the machine. So the equivalence runs in float64 (the command line with float64 as
+PyTorch's default float type): rounding shrinks with the precision, about 5e8 times, and a mistake
+does not. Measured there: two processes 6e-15 from one, the wrong trainer 5e-3. The bound,
+tinyllm.distributed.SAME_WEIGHTS = 1e-8, is a million times the first and half a million times
+below the second; the test checks that the wrong trainer fails it.
 """
 import contextlib
 import os
@@ -28,18 +27,27 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from command_line import run_tinyllm
 from tinyllm.data import generate_conversations, save_conversations
-from tinyllm.distributed import DataParallelTrainer, launched_by_torchrun, weight_distance
+from tinyllm.distributed import SAME_WEIGHTS, DataParallelTrainer, default_dtype, launched_by_torchrun, weight_distance
 from tinyllm.model import IGNORE_INDEX, ModelConfig, TinyLM
 from tinyllm.tokenizer import train_tokenizer
 from tinyllm.train import (Trainer, collate, encode_conversations, length_buckets, read_run_config, read_train_log,
                            train_run)
 
 STEPS = 6
-FLOOR_FACTOR, MIN_FLOOR, MAX_GAP = 4, 1e-5, 1e-3   # the bound: see the module's docstring
 TOLERANCE = 1e-5   # of a single gradient, relative to its largest entry (no optimizer in between)
+
+# `python -m tinyllm` with every float tensor in float64, as chapter 11's float64.py
+FLOAT64 = """
+import sys
+import torch
+torch.set_default_dtype(torch.float64)
+from tinyllm.cli import main
+sys.exit(main())
+"""
 
 # Installed as sitecustomize in the launched processes: each rank notes every file it opens for
 # writing and every directory it makes, renames or removes, so a test can see who wrote what.
@@ -61,16 +69,18 @@ if "RANK" in os.environ and "TINYLLM_AUDIT" in os.environ:
 
 
 def torchrun(*args: str, processes: int = 2, audit: Path | None = None, job: str = "", wait: bool = True,
-             stderr=subprocess.PIPE):
-    "`torchrun --standalone --nproc_per_node=processes -m tinyllm train *args`, one thread per process."
+             stderr=subprocess.PIPE, float64: Path | None = None):
+    """`torchrun --standalone --nproc_per_node=processes -m tinyllm train *args`, one thread per process;
+    with float64 (the path of a FLOAT64 script) in float64."""
     env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TINYLLM_TEST_JOB": job}
     if audit:
         audit.mkdir(parents=True, exist_ok=True)
         (audit / "sitecustomize.py").write_text(AUDIT)
         env |= {"PYTHONPATH": os.pathsep.join(filter(None, [str(audit), env.get("PYTHONPATH")])),
                 "TINYLLM_AUDIT": str(audit)}
+    program = [str(float64)] if float64 else ["-m", "tinyllm"]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-               "-m", "tinyllm", "train", "--device", "cpu", *args]   # CPU processes, also where there is a GPU
+               *program, "train", "--device", "cpu", *args]   # CPU processes, also where there is a GPU
     if not wait:
         return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
@@ -87,38 +97,30 @@ class MeanOfMeans(Trainer):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    "STEPS steps of the cpu preset on a small data set: two processes (torchrun, audited), and in this process."
+    "STEPS steps of the cpu preset in float64 on a small data set: two processes (torchrun, audited), one, a wrong one."
     root = tmp_path_factory.mktemp("processes")
+    (root / "float64.py").write_text(FLOAT64)
     data = save_conversations(generate_conversations(n=2_000, seed=0), root / "data")
     done = torchrun("--preset", "cpu", "--steps", str(STEPS), "--data", str(data), "--out", str(root / "two"),
-                    audit=root / "audit")
-    train_run(root / "one", "cpu", steps=STEPS, data_dir=data, device="cpu", progress=False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1 if threads > 1 else 2)   # only the order of the sums changes
-    try:
-        train_run(root / "other-threads", "cpu", steps=STEPS, data_dir=data, device="cpu", progress=False)
-    finally:
-        torch.set_num_threads(threads)
-    train_run(root / "mean-of-means", "cpu", steps=STEPS, data_dir=data, device="cpu", progress=False,
-              trainer_class=MeanOfMeans)
+                    audit=root / "audit", float64=root / "float64.py")
+    with default_dtype(torch.float64):
+        train_run(root / "one", "cpu", steps=STEPS, data_dir=data, device="cpu", progress=False)
+        train_run(root / "mean-of-means", "cpu", steps=STEPS, data_dir=data, device="cpu", progress=False,
+                  trainer_class=MeanOfMeans)
     return SimpleNamespace(root=root, data=data, one=root / "one", two=root / "two", audit=root / "audit",
-                           stdout=done.stdout, bound=bound(weight_distance(root / "other-threads", root / "one")),
-                           wrong=root / "mean-of-means")
-
-
-def bound(floor: float) -> float:
-    return min(FLOOR_FACTOR * max(floor, MIN_FLOOR), MAX_GAP)
+                           stdout=done.stdout, wrong=root / "mean-of-means", float64=root / "float64.py")
 
 
 @pytest.mark.slow
 def test_two_processes_give_the_weights_of_one(runs):
     assert read_run_config(runs.two)["step"] == STEPS
-    assert weight_distance(runs.two, runs.one) <= runs.bound
-    assert weight_distance(runs.wrong, runs.one) > runs.bound, "the test cannot tell a wrong trainer from a right one"
+    assert {w.dtype for w in load_file(runs.two / "model.safetensors").values()} == {torch.float64}
+    assert weight_distance(runs.two, runs.one) <= SAME_WEIGHTS
+    assert weight_distance(runs.wrong, runs.one) > 1e4 * SAME_WEIGHTS, "the test cannot tell a wrong trainer from a right one"
     one, two = read_train_log(runs.one), read_train_log(runs.two)
     assert [e["step"] for e in one] == [e["step"] for e in two]
     for a, b in zip(one, two):   # the logged loss is the whole batch's, summed over the processes
-        assert abs(a["loss"] - b["loss"]) < 1e-4 and abs(a["val_loss"] - b["val_loss"]) < 1e-4
+        assert abs(a["loss"] - b["loss"]) < 1e-9 and abs(a["val_loss"] - b["val_loss"]) < 1e-9
     assert f"trained {STEPS} steps on cpu on 2 processes" in runs.stdout and runs.stdout.count("trained") == 1
 
 
@@ -149,14 +151,16 @@ def test_a_run_of_two_processes_chats_like_any_other(runs):
 @pytest.mark.slow
 def test_resume_on_two_processes_and_on_one(runs, tmp_path):
     half = tmp_path / "half"
-    torchrun("--preset", "cpu", "--steps", str(STEPS // 2), "--data", str(runs.data), "--out", str(half))
+    torchrun("--preset", "cpu", "--steps", str(STEPS // 2), "--data", str(runs.data), "--out", str(half),
+             float64=runs.float64)
     shutil.copytree(half, tmp_path / "half-on-one")
-    torchrun("--preset", "cpu", "--resume", "--steps", str(STEPS), "--out", str(half))
+    torchrun("--preset", "cpu", "--resume", "--steps", str(STEPS), "--out", str(half), float64=runs.float64)
     # the same processes doing the same sums in the same order: equal to the last bit
     assert weight_distance(half, runs.two) == 0
     assert [e["step"] for e in read_train_log(half)] == [STEPS // 2, STEPS]
-    train_run(tmp_path / "half-on-one", resume=True, steps=STEPS, device="cpu", progress=False)   # resumed alone
-    assert weight_distance(tmp_path / "half-on-one", runs.one) <= runs.bound
+    with default_dtype(torch.float64):   # resumed alone
+        train_run(tmp_path / "half-on-one", resume=True, steps=STEPS, device="cpu", progress=False)
+    assert weight_distance(tmp_path / "half-on-one", runs.one) <= SAME_WEIGHTS
 
 
 def rank_pids(job: str) -> dict[int, int]:
