@@ -27,7 +27,7 @@ $(STAMP): requirements.txt pyproject.toml
 $(WHEELS)/.built: $(STAMP)
 	rm -rf $(WHEELS)
 	$(PY) -m pip wheel --quiet --wheel-dir $(WHEELS) -c requirements.txt ipykernel "setuptools>=77" ".[course]"
-	rm $(WHEELS)/tinyllm-*.whl   # the test installs the course from its source, as Colab does
+	rm -f $(WHEELS)/tinyllm-*.whl   # the test installs the course from its source, as Colab does
 	touch $@
 
 ## Debian's Chromium for the browser test of the book (needs root or sudo; once per machine)
@@ -40,7 +40,7 @@ browser:
 ## unit tests, the library-chapters sync check, every chapter under nbval, the book in a browser, a Colab-like run.
 ## Chapters start as in a fresh Colab runtime: with no runs of their own (TINYLLM_RUNS is an empty folder).
 test: setup
-	@$(BOOK_ENV) $(PY) -c "from tinyllm.train import matmul_gflops; print(f'this machine: {matmul_gflops():.0f} GFLOP/s on a large float32 matrix product')"
+	@$(BOOK_ENV) $(PY) -c "from tinyllm.train import matmul_gflops; print(f'this machine, on 2 threads: {matmul_gflops():.0f} GFLOP/s on a large float32 matrix product')"
 	rm -rf _build/test/runs && mkdir -p _build/test/runs
 	$(BOOK_ENV) TINYLLM_RUNS=$(CURDIR)/_build/test/runs TINYLLM_WHEELS=$(CURDIR)/$(WHEELS) \
 		$(PY) -m pytest tests chapters $(NBVAL) --durations=20

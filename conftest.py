@@ -2,16 +2,23 @@
 
 - Nothing may download at test time: the Hugging Face libraries run offline.
 - nbval: stderr (progress bars, warnings) is not compared; it holds timings.
+- Runs go to $TINYLLM_RUNS, or to a new temporary folder: the chapters start with no runs, as in a fresh
+  Colab runtime, and what they train under test never lands in the reader's runs/.
 - nbval: the heaviest cells run on smaller budgets than in the book (SMALLER), so that the suite fits a
   slow machine. Their outputs are not compared (NBVAL_IGNORE_OUTPUT) and the findings the text draws from
   them are checked on the values the book stores (tests/test_findings.py); under test every line still runs.
 """
+import json
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TINYLLM_RUNS", tempfile.mkdtemp(prefix="tinyllm-test-runs-"))
+CHAPTERS = Path(__file__).parent / "chapters"
 
 
 def pytest_collectstart(collector):
@@ -23,7 +30,8 @@ SMALLER = {   # chapter: (text in exactly one of its code cells, what runs inste
     "04_transformer": [("steps: int = 300", "steps: int = 30")],             # each rung of the ladder
     "08_evaluation": [("n_prompts=200, seeds=(0, 1, 2)", "n_prompts=60, seeds=(0, 1)")],   # three models' scores
     "09_your_character": [("FINN), \"mochi (cpu)\": evaluate(mochi, cat_data, MOCHI)",  # Finn and Mochi, scored
-                           "FINN, 60, (0, 1)), \"mochi (cpu)\": evaluate(mochi, cat_data, MOCHI, 60, (0, 1))"),
+                           "FINN, n_prompts=60, seeds=(0, 1)), "
+                           "\"mochi (cpu)\": evaluate(mochi, cat_data, MOCHI, n_prompts=60, seeds=(0, 1))"),
                           ("steps: int = 250", "steps: int = 30"),            # two short runs of Mochi, scored
                           ("half, n_prompts=200", "half, n_prompts=40"),
                           ('"--steps", "150"', '"--steps", "50"')],         # Fern, trained from the command line
@@ -31,15 +39,22 @@ SMALLER = {   # chapter: (text in exactly one of its code cells, what runs inste
 }
 
 
+def smaller_cell(stem: str, old: str) -> str:
+    "The source of the one code cell of chapters/<stem>.ipynb that holds `old`; a usage error if not exactly one."
+    path = CHAPTERS / f"{stem}.ipynb"
+    cells = json.loads(path.read_text())["cells"] if path.exists() else []
+    found = ["".join(c["source"]) for c in cells if c["cell_type"] == "code" and old in "".join(c["source"])]
+    if len(found) != 1 or "NBVAL_IGNORE_OUTPUT" not in found[0]:
+        raise pytest.UsageError(f"conftest.py: {old!r} is in {len(found)} code cells of {path.name}, not in one "
+                                "whose output is ignored (NBVAL_IGNORE_OUTPUT): update SMALLER")
+    return found[0]
+
+
 def pytest_collection_modifyitems(items):
-    cells = {}
-    for item in items:
-        if item.path.suffix == ".ipynb" and hasattr(item, "cell"):
-            cells.setdefault(item.path.stem, []).append(item.cell)
+    collected = {(item.path.stem, item.cell.source): item.cell for item in items   # as in the file, before changes
+                 if getattr(item, "cell", None) is not None and item.path.parent == CHAPTERS}
     for stem, changes in SMALLER.items():
-        for old, new in changes if stem in cells else []:
-            found = [cell for cell in cells[stem] if old in cell.source]
-            if len(found) != 1:
-                raise pytest.UsageError(f"conftest.py: {old!r} is in {len(found)} code cells of {stem}, not one: "
-                                        "update SMALLER")
-            found[0].source = found[0].source.replace(old, new)
+        for old, new in changes:
+            cell = collected.get((stem, smaller_cell(stem, old)))
+            if cell is not None:   # the chapter's cell is collected (its copy in assignments/ is left alone)
+                cell.source = cell.source.replace(old, new)

@@ -119,8 +119,9 @@ def test_two_processes_give_the_weights_of_one(runs):
     assert weight_distance(runs.wrong, runs.one) > 1e4 * SAME_WEIGHTS, "the test cannot tell a wrong trainer from a right one"
     one, two = read_train_log(runs.one), read_train_log(runs.two)
     assert [e["step"] for e in one] == [e["step"] for e in two]
-    for a, b in zip(one, two):   # the logged loss is the whole batch's, summed over the processes
-        assert abs(a["loss"] - b["loss"]) < 1e-9 and abs(a["val_loss"] - b["val_loss"]) < 1e-9
+    for a, b in zip(one, two):   # the logged loss is the whole batch's, summed over the processes, in float64;
+        assert abs(a["loss"] - b["loss"]) < 1e-9   # the validation loss is scored on float32 logits (reply_loss)
+        assert abs(a["val_loss"] - b["val_loss"]) < 1e-5
     assert f"trained {STEPS} steps on cpu on 2 processes" in runs.stdout and runs.stdout.count("trained") == 1
 
 
