@@ -91,6 +91,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/tokenizer.py
 	$(PY) benchmarks/attention.py
 	$(PY) benchmarks/train_throughput.py
+	$(BOOK_ENV) $(PY) benchmarks/train_step.py
 	$(PY) benchmarks/generate.py
 	$(PY) benchmarks/sample_replies.py
 	$(PY) benchmarks/export.py
