@@ -6,7 +6,8 @@ wall-clock time between a module's pre-hook and its hook is that module's time, 
 What no module owns (the residual adds, the loss, autograd's own work) is "glue".
 
 Part 2, the options, each timed in the same run against today's step (seconds per step, and the
-ratio): the output layer only at the positions that carry a loss (its loss checked equal first);
+ratio): the output layer at every position, as before TinyLM.forward ran it only where a target
+carries a loss (its loss checked equal first);
 AdamW's foreach and fused implementations; torch.compile (its first step, where it compiles, printed
 apart); and half the threads. The machine's speed drifts, so each option runs in rounds that alternate
 with today's step, and the medians are compared.
@@ -111,17 +112,12 @@ def profile(trainer: Trainer, steps: int) -> dict:
     return table
 
 
-def loss_positions_forward(self, ids, targets=None, kv_caches=None):
-    "TinyLM.forward, but in training the output layer runs only where a target carries a loss."
+def every_position_forward(self, ids, targets=None, kv_caches=None):
+    "TinyLM.forward as it was: in training too, the output layer at every position, ignored ones included."
     if targets is None:
         return TinyLM.forward(self, ids, None, kv_caches)
-    positions = torch.arange(ids.size(1), device=ids.device)
-    x = self.dropout(self.token_embedding(ids) + self.position_embedding(positions))
-    for block in self.blocks:
-        x = block(x)
-    keep = targets != IGNORE_INDEX
-    logits = self.head(self.final_norm(x[keep]))   # (loss positions, vocab)
-    return logits, F.cross_entropy(logits, targets[keep])
+    logits, _ = TinyLM.forward(self, ids)
+    return logits, F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
 
 
 def compare(base: Trainer, changed: Trainer, steps: int, rounds: int = 5, threads: int | None = None):
@@ -166,8 +162,8 @@ def main():
     share = sum(int((t != IGNORE_INDEX).sum()) for t in epoch) / sum(t.numel() for t in epoch)
     print(f"an epoch of {len(epoch)} batches: {share:.1%} of positions carry a loss")
     inputs, targets = collate(one.batch(0), one.pad, preset.reply_only)
-    full, gathered = one.model(inputs, targets)[1], loss_positions_forward(one.model, inputs, targets)[1]
-    print(f"loss of the first batch, output layer everywhere / only at loss positions: {full:.6f} / {gathered:.6f}")
+    full, scored = every_position_forward(one.model, inputs, targets)[1], one.model(inputs, targets)[1]
+    print(f"loss of the first batch, output layer everywhere / only at loss positions: {full:.6f} / {scored:.6f}")
 
     table = profile(one, args.steps)
     total = table[("step", "total")]
@@ -188,8 +184,8 @@ def main():
 
     threads = torch.get_num_threads()
     options = {
-        "output layer at loss positions only": lambda t: setattr(t.model, "forward",
-                                                                 loss_positions_forward.__get__(t.model)),
+        "output layer at every position (before)": lambda t: setattr(t.model, "forward",
+                                                                     every_position_forward.__get__(t.model)),
         "AdamW foreach": lambda t: setattr(t, "optimizer", adamw(t, foreach=True)),
         "AdamW fused": lambda t: setattr(t, "optimizer", adamw(t, fused=True)),
         "torch.compile (dynamic shapes)": compiled,

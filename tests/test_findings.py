@@ -133,8 +133,6 @@ def test_chapter_8_findings():
     assert v["cpu_robust_typos"] < v["cpu_in_character"] - 0.05, "two typos cost too"
     assert v["cpu_robust_punctuation"] > v["cpu_in_character"] - 0.05, "odd punctuation costs little"
     assert v["tenth_deflection"] > 0.5 and v["tenth_in_character"] < 0.1, "the tenth deflects without being on topic"
-    assert abs(v["cpu_deflection"] - v["tenth_deflection"]) <= v["off_topic_step"] + 1e-9, \
-        "the tenth deflects about as many as the cpu run"
     assert v["data_copy_rate"] < v["cpu_copy_rate"] < v["data_copy_rate"] + 0.15, "the run copies a little more often"
     assert abs(v["cpu_distinct_1"] - v["data_distinct_1"]) < 0.05, "its words are about as varied as the data's"
     assert v["cpu_distinct_2"] < v["data_distinct_2"], "its word pairs are less varied"

@@ -135,7 +135,8 @@ class TinyLM(nn.Module):
 
     def forward(self, ids: torch.Tensor, targets: torch.Tensor | None = None,
                 kv_caches: list[KVCache] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """ids: (B, T) token ids -> logits (B, T, vocab) and, given targets (B, T), the mean loss.
+        """ids: (B, T) token ids -> logits (B, T, vocab), and None. Given targets (B, T): the logits of the
+        positions that carry a loss, (N, vocab) in row order, and their mean loss.
 
         targets[:, t] is the token that should follow ids[:, t]; IGNORE_INDEX marks positions to ignore.
         """
@@ -147,11 +148,11 @@ class TinyLM(nn.Module):
         x = self.dropout(self.token_embedding(ids) + self.position_embedding(positions))
         for i, block in enumerate(self.blocks):
             x = block(x, kv_cache=kv_caches[i] if kv_caches else None)
-        logits = self.head(self.final_norm(x))
         if targets is None:
-            return logits, None
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
-        return logits, loss
+            return self.head(self.final_norm(x)), None
+        scored = targets != IGNORE_INDEX   # the output layer only where there is a loss (in training,
+        logits = self.head(self.final_norm(x[scored]))   # not at the user's words): (N, vocab)
+        return logits, F.cross_entropy(logits, targets[scored])
 
     def num_params(self) -> int:
         "Number of parameters; the tied embedding/head matrix counts once."
