@@ -37,8 +37,7 @@ TYPED = {
     "03_attention": {"1.00": "a row with a single allowed position has weight 1 by definition"},
     "10_shipping": {"14.2": "the size of onnxruntime-web 1.30.0's smallest .wasm file on npm (ort-wasm-simd-threaded.wasm, "
                             "14,239,897 bytes, from `npm pack onnxruntime-web@1.30.0`)"},
-    "05_training": {"65": "a T4's fp16 peak, from NVIDIA's data sheet", "80": "the H100's memory in GB",
-                    "2.11": "the torch version of the H100 run", "13": "the CUDA version of the H100 run"},
+    "05_training": {"65": "a T4's fp16 peak, from NVIDIA's data sheet"},
 }
 # Numbers typed anywhere: the years and sizes of cited work.
 TYPED_EVERYWHERE = {"2017": "a year of cited work", "2019": "a year of cited work", "2023": "a year of cited work",
