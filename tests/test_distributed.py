@@ -31,7 +31,8 @@ from safetensors.torch import load_file
 
 from command_line import run_tinyllm
 from tinyllm.data import generate_conversations, save_conversations
-from tinyllm.distributed import SAME_WEIGHTS, DataParallelTrainer, default_dtype, launched_by_torchrun, weight_distance
+from tinyllm.distributed import (FLOAT64_SCRIPT, SAME_WEIGHTS, DataParallelTrainer, default_dtype, launched_by_torchrun,
+                                 weight_distance)
 from tinyllm.model import IGNORE_INDEX, ModelConfig, TinyLM
 from tinyllm.tokenizer import train_tokenizer
 from tinyllm.train import (Trainer, collate, encode_conversations, length_buckets, read_run_config, read_train_log,
@@ -39,15 +40,6 @@ from tinyllm.train import (Trainer, collate, encode_conversations, length_bucket
 
 STEPS = 6
 TOLERANCE = 1e-5   # of a single gradient, relative to its largest entry (no optimizer in between)
-
-# `python -m tinyllm` with every float tensor in float64, as chapter 11's float64.py
-FLOAT64 = """
-import sys
-import torch
-torch.set_default_dtype(torch.float64)
-from tinyllm.cli import main
-sys.exit(main())
-"""
 
 # Installed as sitecustomize in the launched processes: each rank notes every file it opens for
 # writing and every directory it makes, renames or removes, so a test can see who wrote what.
@@ -71,7 +63,7 @@ if "RANK" in os.environ and "TINYLLM_AUDIT" in os.environ:
 def torchrun(*args: str, processes: int = 2, audit: Path | None = None, job: str = "", wait: bool = True,
              stderr=subprocess.PIPE, float64: Path | None = None):
     """`torchrun --standalone --nproc_per_node=processes -m tinyllm train *args`, one thread per process;
-    with float64 (the path of a FLOAT64 script) in float64."""
+    with float64 (the path of a FLOAT64_SCRIPT file) in float64."""
     env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TINYLLM_TEST_JOB": job}
     if audit:
         audit.mkdir(parents=True, exist_ok=True)
@@ -99,7 +91,7 @@ class MeanOfMeans(Trainer):
 def runs(tmp_path_factory):
     "STEPS steps of the cpu preset in float64 on a small data set: two processes (torchrun, audited), one, a wrong one."
     root = tmp_path_factory.mktemp("processes")
-    (root / "float64.py").write_text(FLOAT64)
+    (root / "float64.py").write_text(FLOAT64_SCRIPT)
     data = save_conversations(generate_conversations(n=2_000, seed=0), root / "data")
     done = torchrun("--preset", "cpu", "--steps", str(STEPS), "--data", str(data), "--out", str(root / "two"),
                     audit=root / "audit", float64=root / "float64.py")
