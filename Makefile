@@ -79,10 +79,11 @@ assignments: $(STAMP)
 diagrams: $(STAMP)
 	$(PY) tools/diagrams.py
 
-## retrain the reference runs shipped in tinyllm/reference/ (Finn and Mochi: about 3 minutes on two cores; commit them)
-## and measure the cpu recipe's curve of in-character rate against training time (about 15 minutes more)
+## retrain the reference runs shipped in tinyllm/reference/ (Finn and Mochi: about 5 minutes on two cores; commit them),
+## profile a cpu step (a few minutes) and measure the cpu recipe's curve of in-character rate against time (about 40 more)
 reference: $(STAMP)
 	$(BOOK_ENV) $(PY) tools/reference.py
+	$(BOOK_ENV) $(PY) benchmarks/train_step.py --write
 	$(BOOK_ENV) $(PY) benchmarks/cpu_curve.py
 
 ## speed against the design's budgets, with baselines measured in the same run

@@ -7,28 +7,33 @@ What no module owns (the residual adds, the loss, autograd's own work) is "glue"
 
 Part 2, the options, each timed in the same run against today's step (seconds per step, and the
 ratio): the output layer at every position, as before TinyLM.forward ran it only where a target
-carries a loss (its loss checked equal first);
+carries a loss (both losses of one batch printed first);
 AdamW's foreach and fused implementations; torch.compile (its first step, where it compiles, printed
 apart); and half the threads. The machine's speed drifts, so each option runs in rounds that alternate
-with today's step, and the medians are compared.
+with today's step, and the medians are compared. With --write, both parts
+are stored in tinyllm/reference/cpu_step.json, which chapter 5 shows (`make reference` does this).
 
-    python benchmarks/train_step.py [--steps 20] [--threads N]
+    python benchmarks/train_step.py [--steps 20] [--threads N] [--write]
 """
 import argparse
+import json
 import math
+import platform
 import statistics
 import time
 import warnings
 from collections import defaultdict
 from contextlib import contextmanager
+from dataclasses import asdict
 
 import torch
-import torch.nn.functional as F
 
 from tinyllm.data import generate_conversations
 from tinyllm.model import IGNORE_INDEX, ModelConfig, TinyLM
 from tinyllm.tokenizer import train_tokenizer
-from tinyllm.train import TRAIN_PRESETS, Trainer, collate, learning_rate, matmul_gflops
+from tinyllm.train import REFERENCE_RUNS, TRAIN_PRESETS, Trainer, collate, learning_rate, matmul_gflops
+
+from budget import every_position_forward
 
 
 def part_of(name: str) -> str | None:
@@ -112,14 +117,6 @@ def profile(trainer: Trainer, steps: int) -> dict:
     return table
 
 
-def every_position_forward(self, ids, targets=None, kv_caches=None):
-    "TinyLM.forward as it was: in training too, the output layer at every position, ignored ones included."
-    if targets is None:
-        return TinyLM.forward(self, ids, None, kv_caches)
-    logits, _ = TinyLM.forward(self, ids)
-    return logits, F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
-
-
 def compare(base: Trainer, changed: Trainer, steps: int, rounds: int = 5, threads: int | None = None):
     """Median seconds per step of `base` and of `changed` (on `threads` threads if given), measured in
     alternating rounds of `steps` steps, so that the machine's drift hits both alike; and the seconds of
@@ -144,6 +141,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--write", action="store_true", help="store the result for chapter 5 (make reference does)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -155,7 +153,8 @@ def main():
     def trainer() -> Trainer:
         return Trainer(model_config, preset, tok, data, "cpu")
 
-    print(f"{torch.get_num_threads()} threads, {matmul_gflops():.0f} GFLOP/s on a large float32 matrix product")
+    gflops = matmul_gflops()
+    print(f"{torch.get_num_threads()} threads, {gflops:.0f} GFLOP/s on a large float32 matrix product")
     one = trainer()
     n_batches = math.ceil(len(one.train_examples) / preset.batch_size)
     epoch = [collate(one.batch(step), one.pad, preset.reply_only)[1] for step in range(n_batches)]
@@ -191,6 +190,7 @@ def main():
         "torch.compile (dynamic shapes)": compiled,
         f"{max(1, threads // 2)} thread(s) instead of {threads}": None,
     }
+    measured = []
     for name, change in options.items():
         changed = trainer()
         try:
@@ -201,7 +201,18 @@ def main():
             print(f"  {name:40} failed here: {type(error).__name__}: {str(error).strip().splitlines()[0][:100]}")
             continue
         print(f"  {name:40} {new * 1e3:6.0f} ms against {base * 1e3:4.0f} ms: {base / new:.2f}x"
-              f"{f', its first step {first:.0f} s' if first > 3 * new else ''}")
+              f"{f', its first step {first:.0f} s' if first > 1 else ''}")
+        measured.append({"option": name, "ms": round(new * 1e3, 1), "today_ms": round(base * 1e3, 1),
+                         "speedup": round(base / new, 3), "first_step_s": round(first, 2)})
+    record = {"recipe": asdict(preset), "model": asdict(model_config), "machine_gflops": round(gflops),
+              "machine": f"{platform.machine()}, {threads} threads, torch {torch.__version__.split('+')[0]}",
+              "loss_share": round(share, 4), "step_ms": round(total * 1e3, 1),
+              "parts": [{"phase": phase, "part": part, "ms": round(seconds * 1e3, 2)}
+                        for (phase, part), seconds in sorted(table.items(), key=lambda kv: -kv[1]) if phase != "step"],
+              "options": measured}
+    if args.write:
+        (REFERENCE_RUNS / "cpu_step.json").write_text(json.dumps(record, indent=2) + "\n")
+        print(f"wrote {REFERENCE_RUNS / 'cpu_step.json'}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,11 @@
-"""Chapter 5: useful (non-padding) tokens per second of our training loop against the original's way.
+"""Chapter 5: our training loop against the loops before it, in tokens per second, in one run.
+
+Part 1, the `cpu` preset: today's loop and recipe (the output layer only where a target carries a loss,
+batches of 16) against the loop and recipe before issue 34 (`budget.YARDSTICK`: the output layer at
+every position, batches of 32), on the CPU, in alternating rounds so that the machine's drift hits both
+alike: loss-carrying tokens per second, and seconds per step.
+
+Part 2, useful (non-padding) tokens per second of our loop against the original fish model's way.
 
 Both loops train the original fish model's shape (6 layers x 384, 6 heads, feed-forward 768,
 context 128) with batches of 32 conversations from the same data, on the same device, in
@@ -27,6 +34,8 @@ from tinyllm.data import generate_conversations
 from tinyllm.model import ModelConfig, TinyLM, flops_per_token
 from tinyllm.tokenizer import train_tokenizer
 from tinyllm.train import TRAIN_PRESETS, Trainer, collate, matmul_gflops, pick_device
+
+from budget import yardstick_trainer
 
 BATCH = 32
 # (timed steps, warm-up steps): a GPU needs longer to see every batch shape once (kernel plans are built per shape)
@@ -90,9 +99,41 @@ def ours_step_function(trainer: Trainer):
     return step
 
 
+def loss_tokens_and_seconds(trainer: Trainer, steps: int) -> tuple[int, float]:
+    "Loss-carrying tokens and seconds of `steps` steps of trainer's own loop."
+    start, tokens = time.perf_counter(), 0
+    for _ in range(steps):
+        loss, n = trainer.train_step()
+        tokens += n
+    loss.item()
+    return tokens, time.perf_counter() - start
+
+
+def old_and_new_cpu_loop(tok, data, steps: int = 20, rounds: int = 5):
+    "Part 1: the cpu preset's loop before issue 34 and today's, side by side."
+    loops = {"before (every position, batch 32)": yardstick_trainer(tok, data),
+             "today (loss positions only, batch 16)": Trainer(ModelConfig.preset("cpu", len(tok)), TRAIN_PRESETS["cpu"],
+                                                              tok, data, "cpu")}
+    totals = {name: [0, 0.0, 0] for name in loops}   # tokens, seconds, steps
+    for trainer in loops.values():
+        loss_tokens_and_seconds(trainer, 2)   # warm-up
+    for _ in range(rounds):
+        for name, trainer in loops.items():
+            tokens, seconds = loss_tokens_and_seconds(trainer, steps)
+            totals[name] = [totals[name][0] + tokens, totals[name][1] + seconds, totals[name][2] + steps]
+    print(f"cpu preset, {torch.get_num_threads()} CPU threads, {rounds} alternating rounds of {steps} steps:")
+    rates = {}
+    for name, (tokens, seconds, n) in totals.items():
+        rates[name] = tokens / seconds
+        print(f"  {name:38} {tokens / seconds:8,.0f} loss-carrying tokens/s, {seconds / n:.3f} s per step")
+    before, today = rates.values()
+    print(f"  today / before: {today / before:.2f}x the loss-carrying tokens per second")
+
+
 def main():
     data = generate_conversations()
     tok = train_tokenizer(data)
+    old_and_new_cpu_loop(tok, data)
     devices = [torch.device("cpu")] + ([pick_device()] if pick_device().type != "cpu" else [])
     for device in devices:
         config = replace(TRAIN_PRESETS["t4"], batch_size=BATCH, warmup_steps=10)

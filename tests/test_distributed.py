@@ -247,7 +247,7 @@ def uneven_batch():
     "Inputs and targets of 31 real conversations: rows that split unevenly over 2 and over 3 processes."
     data = generate_conversations(n=1_000, seed=0)
     tok = train_tokenizer(data, vocab_size=400)
-    examples = encode_conversations(data["train"].to_dict(), tok, max_tokens=129)
+    examples = encode_conversations(data["train"].to_dict(), tok, context_length=128)
     batch = [examples[i] for i in length_buckets(examples, 31, seed=0)[0]]
     return collate(batch, tok.special_tokens["<|pad|>"])
 

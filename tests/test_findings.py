@@ -3,17 +3,16 @@
 A chapter glues each number it quotes (tinyllm.book.glue); the book shows the values stored in the
 chapters, which `make execute` computes: chapters 6 to 9 on the reference runs shipped with the
 library, chapter 5 and chapter 9's Mochi on the runs they train. Where the text interprets those
-numbers ("the last layer lowers it", "capitals cost the most"), the test below checks the interpretation
+numbers ("each layer raises it", "capitals cost the most"), the test below checks the interpretation
 against the stored values, so a re-execution that changes the finding fails here, not in a reader's
 cell: the reader's own run may differ, and the reader's cells check the reader's code.
 """
 import ast
-import json
 
 import pytest
 
 from tinyllm.distributed import SAME_WEIGHTS
-from tinyllm.train import REFERENCE_RUNS
+from tinyllm.train import REFERENCE_RUNS, REPLY_TOKENS
 
 from book_pages import CHAPTERS
 from test_prose import glued
@@ -52,9 +51,6 @@ def test_chapter_4_ladder():
     assert min(v["ladder_losses"].values()) < v["ladder_bigram"] / 2
 
 
-CURVE = json.loads((REFERENCE_RUNS / "cpu_curve.json").read_text())
-
-
 def test_chapter_5_findings():
     v = values("05")
     assert v["bucket_padding"] < v["random_padding"] / 5, "buckets remove most of the padding"
@@ -69,11 +65,24 @@ def test_chapter_5_findings():
     assert v["batch_losses"]["64"] < v["batch_losses"]["32"], "exercise 3: twice the batch lowers the loss"
     assert v["warmup_early"]["without"] < v["warmup_early"]["with"], "exercise 1: without warm-up the first steps go faster"
     assert 2 < v["reference_mb"] < 8
-    for rate in ("held_out_in_character", "hand_written_in_character"):   # the shipped curve chapter 5 plots
-        half, budget, double, quadruple = (p[rate] for p in CURVE["points"])
-        assert budget - half > 2 * max(double - budget, quadruple - double), "the budget is past the steep part"
-        assert quadruple > budget, "more time still buys something"
-    assert v["curve_preset_held_out"] == CURVE["points"][1]["held_out_in_character"]
+    assert v["reply_tokens_max"] == REPLY_TOKENS, "the room left for a reply is Finn's longest reply"
+    assert v["both_kept_40"] > 0.9 > 0.3 > v["both_kept_64"], "40 tokens keep both earlier exchanges, 64 a fifth"
+    assert v["fits_context"] > 0.99 and v["prompt_room"] == 128 - REPLY_TOKENS
+    # where a step's time goes (benchmarks/train_step.py, shipped)
+    assert max(v["step_attention"], v["step_output"], v["step_feed_forward"]) < 0.4 < 1 - v["step_small"], \
+        "three parts share most of a step; no single part dominates"
+    assert v["step_small"] > 0.1
+    assert v["gather_speedup"] > 1.05, "the output layer only at loss positions pays"
+    assert abs(v["fused_speedup"] - 1) < 0.1 and abs(v["foreach_speedup"] - 1) < 0.1, "AdamW's variants: noise"
+    assert v["compile_speedup"] < 1.15 and v["half_threads_speedup"] < 1, "neither pays"
+    # the shipped curve chapter 5 plots: means over three seeds (half and twice the steps: one seed)
+    for rate in ("held_out_in_character", "hand_written_in_character"):
+        half, budget, double = (v[f"curve_{n}_{rate}"] for n in ("half", "preset", "double"))
+        assert budget - half > double - budget > 0, "still steep at the budget; the first minutes buy the most"
+        assert v[f"curve_before_{rate}"] > budget, "the minute more of the recipe before buys several points"
+    assert v["curve_half_held_out_in_character"] < v["curve_preset_held_out_in_character"] / 2, "half is far worse"
+    assert v["curve_preset_minutes"] < 5 < v["curve_before_minutes"], "in the budget; the one before was over it"
+    assert 0.4 < v["curve_preset_held_out_in_character"] < 0.6, "on topic about half the time"
 
 
 def test_chapter_6_findings():
@@ -83,6 +92,7 @@ def test_chapter_6_findings():
     assert v["default_in_character"] >= rates["T 1.5, no limits"], "hotter sampling is not better"
     assert abs(v["history_after2"] - v["history_alone"]) <= 0.05, "two earlier exchanges barely move the last answer"
     assert abs(v["history_after1"] - v["history_alone"]) <= 0.05
+    assert v["history_both_kept"] > 0.8, "the prompt holds both earlier exchanges for most questions"
     assert v["beam_logprob"] > v["greedy_logprob"], "beam search found a more probable reply than greedy"
 
 
@@ -90,22 +100,20 @@ def test_chapter_7_findings():
     v = values("07")
     peak = v["peak_by_layer"]
     assert max(peak) < 0.5, "on average a row's strongest weight is under half"
-    assert max(peak) - min(peak) < 0.05, "the two layers are about equally sharp"
+    assert 0.03 < peak[1] - peak[0] < 0.1, "the second layer is a little sharper"
     assert v["keyword_layer"] == 0 and v["keyword_ratio"] > 4, "a first-layer head reads the key word"
     assert v["reader_top_word"] in {"meaning", "life"}, "the keyword reader looks at 'meaning' or 'life'"
     assert v["previous_share_later"] <= 0.25 and v["previous_max"] < 0.5, "the previous-token pattern is weak"
     assert v["food_rank_embeddings"] > 100, "after the embeddings 'food' is far down the list"
     assert v["food_first_top_after"] == "no layer", "for this wording 'food' never reaches the top"
-    assert v["food_peak_after"] == "layer 0", "p(food) is highest after the first layer; the last layer lowers it"
+    assert v["food_peak_after"] == "layer 1", "p(food) is highest after the last layer: each layer raises it"
     assert "food" in v["final_top4"] and len(set(v["final_top4"]) & {"food", "life", "the", "i"}) >= 3, \
         "the last row's four likeliest are the commonest openings"
     top3 = v["final_top3_probs"]
-    assert top3[1] - top3[2] > 0.1 and top3[0] - top3[1] < top3[1] - top3[2], \
-        "the last row has two front-runners, far ahead of the third"
+    assert top3[0] - top3[1] > 2 * (top3[1] - top3[2]), "the last row has one front-runner and two close behind"
     by_layer = v["food_by_layer"]
-    assert by_layer.index(max(by_layer)) == 1, "over the wordings, p(food) is highest right after the first layer"
-    assert by_layer[1] - by_layer[0] > 4 * abs(by_layer[-1] - by_layer[1]), "the first layer does nearly all the work"
-    assert 0 < by_layer[1] - by_layer[-1] < 0.1, "the last layer lowers p(food) a little"
+    assert by_layer == sorted(by_layer), "over the wordings, each layer raises p(food)"
+    assert by_layer[2] - by_layer[1] > by_layer[1] - by_layer[0] > 0, "the last layer more than the first"
     assert v["food_final_mean"] < v["food_in_data"], "the mean p(food) ends below the data's share"
     assert v["food_final_below_data"] > v["n_wordings"] / 2, "for most wordings p(food) is below the data's share"
     assert v["food_embeddings_max"] < 0.01 and v["lens_same_token"] > 0.9, "the embeddings name the current token"
@@ -144,9 +152,9 @@ def test_chapter_8_findings():
     assert v["cpu_topic_accuracy"] < v["question_only"] - 0.1, "the run is well below the question-only classifier"
     assert 0 < v["fresh_in_training"] < v["fresh_total"]
     assert v["fresh_all_rate"] > v["fresh_unseen_rate"], "the fresh questions the data contains raise the rate"
-    assert abs(v["fresh_unseen_rate"] - v["cpu_in_character"]) < v["interval_half_width"], \
-        "fresh and held-out rates are closer than the bootstrap's uncertainty"
-    assert v["interval_half_width"] > 3 * v["seed_spread"], "the interval is far wider than the spread over seeds"
+    assert 0 < v["fresh_unseen_rate"] - v["cpu_in_character"] < 1.5 * v["interval_half_width"], \
+        "the fresh rate is a little higher, by about the bootstrap's uncertainty"
+    assert v["interval_half_width"] > 2.5 * v["seed_spread"], "the interval is several times the spread over seeds"
 
 
 def test_chapter_9_findings():
@@ -171,7 +179,7 @@ def test_training_times_are_stated_with_the_machine(stem):
     assert 0 < v.get("cpu_seconds", v.get("mochi_seconds", 0)) < 1800
     if stem == "05":
         assert 50 < v["cpu_gflops"] < 100_000
-        assert v["cpu_seconds_slowest"] < 300, "the cpu preset fits five minutes on the slowest machine measured"
+        assert abs(v["cpu_estimate"] - v["cpu_seconds"]) < 0.15 * v["cpu_seconds"], "the step-based estimate holds"
 
 
 def test_chapter_10_findings():

@@ -259,3 +259,26 @@ def test_filters_agree_with_hugging_face_transformers():
             ours = torch.isfinite(top_p_filter(logits, p))
             theirs = torch.isfinite(TopPLogitsWarper(p)(None, logits.clone()))
             assert torch.equal(ours, theirs), (trial, p)
+
+
+@pytest.mark.parametrize("context", [72, 96, 128])
+def test_training_and_chat_fit_a_conversation_into_the_context_the_same_way(finn, context):
+    "A training example's prompt is exactly what a chat with that history sends (chapter 5's fit_prompt in both)."
+    from tinyllm.model import ModelConfig, TinyLM
+    from tinyllm.train import encode_conversations
+    rows = generate_conversations(1_000, seed=3)["train"].select(range(300)).to_dict()
+    examples = encode_conversations(rows, finn.tok, context)
+    small = ChatModel(TinyLM(ModelConfig(**{**TINY_MODEL, "context_length": context}, vocab_size=len(finn.tok))), finn.tok)
+    forgot = checked = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # a message cut at its start says so; training cuts it silently
+        for i, e in enumerate(examples):
+            turns = [*rows["history"][i], rows["input"][i]]
+            messages = [{"role": ("user", "assistant")[j % 2], "content": text} for j, text in enumerate(turns)]
+            if len(e.ids) - e.reply_start <= MAX_NEW_TOKENS:   # a longer reply keeps its own room in training
+                assert small.prompt_ids(messages, MAX_NEW_TOKENS) == e.ids[:e.reply_start]
+                checked += 1
+            forgot += len(e.earlier_replies) < len(rows["history"][i]) // 2
+    assert checked > len(examples) / 2 and (forgot > 0 or context == 128), "the smaller contexts forget, as a chat does"
+    greeted = [{"role": "assistant", "content": "blub. hello."}, {"role": "user", "content": "hi"}]   # an odd history
+    assert small.prompt_ids(greeted, MAX_NEW_TOKENS) == finn.tok.encode_chat(greeted, add_generation_prompt=True)

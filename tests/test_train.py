@@ -10,9 +10,9 @@ from tinyllm.characters import MOCHI
 from tinyllm.data import FINN, chat_text, generate_conversations
 from tinyllm.model import IGNORE_INDEX, PRESETS, ModelConfig
 from tinyllm.tokenizer import PAD, Tokenizer, train_tokenizer
-from tinyllm.train import (TRAIN_PRESETS, Example, TrainConfig, Trainer, collate, encode_conversations, pick_device,
+from tinyllm.train import (REPLY_TOKENS, TRAIN_PRESETS, Example, TrainConfig, Trainer, collate, encode_conversations, pick_device,
                            greedy_in_character_rate, in_character, learning_rate, length_buckets, read_run_config,
-                           reply_loss, run_character, train_run)
+                           fit_prompt, reply_loss, run_character, train_run)
 
 from command_line import run_tinyllm
 
@@ -99,15 +99,25 @@ def test_a_conversation_too_long_for_the_context_forgets_its_oldest_exchanges(to
     history = ["tell me everything about the water " * 4, "blub. " * 20, "hi", "hello."]
     rows = {"input": ["are you hungry?"], "output": ["yes."], "history": [history]}
     whole = encode_conversations(rows, tok)[0]
-    cut = encode_conversations(rows, tok, max_tokens=len(whole.ids) - 1)[0]
+    # the prompt gets the context less REPLY_TOKENS, however short the reply: one token too few for all of it
+    cut = encode_conversations(rows, tok, context_length=whole.reply_start + REPLY_TOKENS - 1)[0]
     assert len(cut.ids) < len(whole.ids) and tok.decode(cut.ids).startswith("<|user|>hi<|end|>")
-    assert len(cut.earlier_replies) == 1
-    reply = len(tok.encode("yes.")) + 1
-    alone = encode_conversations(rows, tok, max_tokens=reply + 5)[0]   # then the start of the question, as a chat does
-    assert len(alone.ids) == reply + 5 and alone.ids[0] == tok.special_tokens["<|user|>"]
+    assert len(cut.earlier_replies) == 1 and cut.ids[cut.reply_start:] == whole.ids[whole.reply_start:]
+    alone = encode_conversations(rows, tok, context_length=REPLY_TOKENS + 5)[0]   # then the start of the question
+    assert alone.reply_start == 5 and alone.ids[0] == tok.special_tokens["<|user|>"]
     assert tok.decode(alone.ids).endswith("?<|end|><|assistant|>yes.<|end|>") and not alone.earlier_replies
-    with pytest.raises(ValueError, match="does not fit"):
-        encode_conversations(rows, tok, max_tokens=reply + 2)
+    assert fit_prompt([[1, 2], [3, 4, 5]], 3) == [[3, 4, 5]] and fit_prompt([[1, 2, 3, 4, 5]], 3) == [[1, 4, 5]]
+
+
+def test_a_reply_longer_than_the_reply_budget_keeps_its_room_or_is_refused(tok):
+    long_reply = "blub " * (REPLY_TOKENS + 10)
+    rows = {"input": ["say blub"], "output": [long_reply.strip()], "history": [["hi", "hello."]]}
+    reply = len(encode_conversations(rows, tok)[0].ids) - encode_conversations(rows, tok)[0].reply_start
+    assert reply > REPLY_TOKENS
+    e = encode_conversations(rows, tok, context_length=reply + 8)[0]   # the prompt gets what the reply leaves
+    assert e.reply_start <= 8 and len(e.ids) <= reply + 8 and tok.decode(e.ids).endswith(long_reply.strip() + "<|end|>")
+    with pytest.raises(ValueError, match="do not fit in the context"):
+        encode_conversations(rows, tok, context_length=reply + 2)
 
 
 def test_length_buckets_cover_every_example_once_with_little_padding(data, tok):

@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--top-k", type=positive, help="sample from the K likeliest tokens (default 40)")
     chat.add_argument("--top-p", type=number(lambda p: 0 < p <= 1, "a number in (0, 1]"),
                       help="nucleus sampling: the probability mass kept (default 0.95)")
-    chat.add_argument("--max-new-tokens", type=positive, help="the longest reply, in tokens (default 64)")
+    chat.add_argument("--max-new-tokens", type=positive, help="the longest reply, in tokens (default 40)")
     memory = chat.add_mutually_exclusive_group()
     memory.add_argument("--single-turn", action="store_true",
                         help="answer each message on its own (by default the conversation so far is the context)")

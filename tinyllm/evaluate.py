@@ -27,7 +27,7 @@ def held_out_loss(chat: ChatModel, data) -> dict[str, float]:
     "Reply loss on the test split: nats per reply token (all, seen and unseen wordings) and bits per byte."
     # the last reply carries the loss: its question is the one whose wording training saw or not
     examples = [Example(e.ids, e.reply_start) for e in
-                encode_conversations(data["test"].to_dict(), chat.tok, chat.model.config.context_length + 1)]
+                encode_conversations(data["test"].to_dict(), chat.tok, chat.model.config.context_length)]
     seen = seen_in_training(data)
     scores = {"": reply_loss(chat.model, chat.tok, examples)}
     for name, wanted in [("_seen", True), ("_unseen", False)]:

@@ -15,7 +15,7 @@ import torch
 from .data import END
 from .model import ModelConfig, TinyLM
 from .tokenizer import Tokenizer
-from .train import load_weights, pick_device, read_run_config, run_path
+from .train import REPLY_TOKENS, fit_prompt, load_weights, pick_device, read_run_config, run_path
 
 # %% ../chapters/06_generation.ipynb #1a11873d
 def load_model(run_dir: str | Path, device: str | None = None) -> tuple[TinyLM, Tokenizer]:
@@ -105,7 +105,8 @@ def generate_ids(model: TinyLM, prompt: list[int], max_new_tokens: int = 64, sto
         new = [token]
 
 # %% ../chapters/06_generation.ipynb #9ea95184
-TEMPERATURE, TOP_K, TOP_P, MAX_NEW_TOKENS = 0.7, 40, 0.95, 64   # the defaults, chosen below
+TEMPERATURE, TOP_K, TOP_P = 0.7, 40, 0.95   # the defaults, chosen below
+MAX_NEW_TOKENS = REPLY_TOKENS              # Finn's longest reply (chapter 5): the room training leaves too
 
 
 class ChatModel:
@@ -119,19 +120,18 @@ class ChatModel:
                                  | set(range(len(tok), model.config.vocab_size)))
 
     def prompt_ids(self, messages: list[dict[str, str]], max_new_tokens: int) -> list[int]:
-        "The chat prompt for `messages`, leaving room for the reply: oldest turns dropped, then the message cut."
+        "The chat prompt for `messages`, fitted as training fits it (`fit_prompt`): oldest exchanges first, then the message."
         budget = self.model.config.context_length - max_new_tokens
         if budget < 8:
             raise ValueError(f"max_new_tokens must leave room for the prompt: at most "
                              f"{self.model.config.context_length - 8}, got {max_new_tokens}")
-        ids = self.tok.encode_chat(messages, add_generation_prompt=True)
-        while len(ids) > budget and len(messages) > 1:    # forget the oldest exchange first
-            messages = messages[2:]
-            ids = self.tok.encode_chat(messages, add_generation_prompt=True)
-        if len(ids) > budget:
-            warnings.warn(f"the message is {len(ids) - 3} tokens long; Finn reads only its last {budget - 3}",
+        history = messages[:-1]   # exchanges of two messages, counted back from the newest
+        earlier = [self.tok.encode_chat(history[max(0, i - 2):i]) for i in range(len(history), 0, -2)][::-1]
+        message = self.tok.encode_chat(messages[-1:], add_generation_prompt=True)
+        ids = sum(fit_prompt([*earlier, message], budget), [])
+        if len(message) > budget:
+            warnings.warn(f"the message is {len(message) - 3} tokens long; Finn reads only its last {budget - 3}",
                           stacklevel=3)
-            ids = ids[:1] + ids[-(budget - 1):]            # keep <|user|>, then the end of the message
         return ids
 
     def stream(self, text: str, seed: int | None = None, temperature: float = TEMPERATURE,
