@@ -74,8 +74,8 @@ HEAD_DIM = D_MODEL // N_HEADS
 
 # chapter 5: tinyllm.train.TrainConfig and TRAIN_PRESETS["cpu"]
 GRAD_CLIP = 1.0
-STEPS, WARMUP_STEPS, PEAK_LR, MIN_LR = 900, 100, 3e-3, 3e-4
-BATCH_SIZE = 32                                  # TRAIN_PRESETS["cpu"].batch_size
+STEPS, WARMUP_STEPS, PEAK_LR, MIN_LR = 1_350, 100, 3e-3, 3e-4
+BATCH_SIZE = 16                                  # TRAIN_PRESETS["cpu"].batch_size
 
 # chapter 6: a 5-token prompt and the first tokens of a reply ("hello. i was ...", a greeting)
 KV_PROMPT = [USER, "hi", "finn", END, ASSISTANT]
