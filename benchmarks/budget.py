@@ -13,6 +13,7 @@ benchmarks/cpu_preset.py). `slow_machine_factor` is a quicker, rougher version f
 """
 import statistics
 import time
+from dataclasses import replace
 
 import torch.nn.functional as F
 
@@ -35,10 +36,11 @@ def every_position_forward(self, ids, targets=None, kv_caches=None):
     return logits, F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
 
 
-def yardstick_trainer(tok, data) -> Trainer:
-    "The yardstick's step, on the CPU, on `data` (Finn's 60,000 conversations, seed 0, as it was measured)."
+def yardstick_trainer(tok, data, seed: int = 0, data_source: dict | None = None) -> Trainer:
+    "The yardstick recipe, on the CPU, on `data` (Finn's 60,000 conversations, seed 0, as it was measured)."
     shape, recipe = YARDSTICK
-    trainer = Trainer(ModelConfig(vocab_size=64 * -(-len(tok) // 64), **shape), recipe, tok, data, "cpu")
+    trainer = Trainer(ModelConfig(vocab_size=64 * -(-len(tok) // 64), **shape), replace(recipe, seed=seed), tok, data,
+                      "cpu", data_source)
     trainer.model.forward = every_position_forward.__get__(trainer.model)
     return trainer
 
