@@ -75,9 +75,9 @@ execute: $(STAMP)
 assignments: $(STAMP)
 	$(PY) tools/assignments.py
 
-## the book's diagrams, drawn by code (tinyllm/diagrams.py), as PNGs in book/images/diagrams/ (commit them)
+## the book's diagrams, drawn by code (book/diagrams.py), as PNGs in tinyllm/images/ (package data: commit them)
 diagrams: $(STAMP)
-	$(PY) tools/diagrams.py
+	$(PY) book/diagrams.py
 
 ## retrain the reference runs shipped in tinyllm/reference/ (Finn and Mochi: about 5 minutes on two cores; commit them),
 ## profile a cpu step (a few minutes) and measure the cpu recipe's curve of in-character rate against time (about 40 more)

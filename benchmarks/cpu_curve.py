@@ -26,8 +26,9 @@ from tinyllm.evaluate import fresh_prompts
 from tinyllm.generate import ChatModel
 from tinyllm.model import ModelConfig
 from tinyllm.tokenizer import train_tokenizer
-from tinyllm.train import (REFERENCE_RUNS, TRAIN_PRESETS, Trainer, greedy_in_character_rate, in_character, load_data,
-                           matmul_gflops, topic_classifier)
+from tinyllm.runs import REFERENCE_RUNS, load_data
+from tinyllm.train import (TRAIN_PRESETS, Trainer, greedy_in_character_rate, in_character, matmul_gflops,
+                           topic_classifier)
 
 from budget import BUDGET_SECONDS, SLOW_MACHINE_GFLOPS, SLOW_YARDSTICK_RUN, YARDSTICK, yardstick_trainer
 

@@ -1,8 +1,8 @@
 """Chapter 8: replies per second when the scoreboard samples prompts in batches, against one at a time.
 
 `sample_replies` groups prompts of equal token length and samples each group as one batch
-(`sample_together`); the baseline is the loop it replaced: chapter 6's `generate_ids` for one
-prompt after another, with the same seeds. Both run on the shipped reference Finn (which ends
+(`ChatModel.generate`, chapter 6's `decode`); the baseline is the same loop for one prompt after
+another, with the same seeds. Both run on the shipped reference Finn (which ends
 its replies) and on an untrained model of the same shape (which never ends them, so every
 reply runs to the token limit: the scoreboard's slowest row), for 200 unseen-wording questions.
 
@@ -14,7 +14,7 @@ import torch
 from timing import median_time
 from tinyllm.data import generate_conversations, unseen_questions
 from tinyllm.evaluate import Reply, sample_replies
-from tinyllm.generate import MAX_NEW_TOKENS, TEMPERATURE, TOP_K, TOP_P, ChatModel, generate_ids, load
+from tinyllm.generate import MAX_NEW_TOKENS, ChatModel, load
 from tinyllm.model import TinyLM
 
 PROMPTS, REPEATS = 200, 3
@@ -24,9 +24,8 @@ def one_at_a_time(chat: ChatModel, prompts: list[tuple[str, str]], seed: int = 0
     replies = []
     for i, (message, topic) in enumerate(prompts):
         prompt = chat.prompt_ids([{"role": "user", "content": message}], MAX_NEW_TOKENS)
-        ids = list(generate_ids(chat.model, prompt, MAX_NEW_TOKENS, chat.end_id, chat.banned_ids,
-                                TEMPERATURE, TOP_K, TOP_P, seed=seed * 1_000_003 + i))
-        replies.append(Reply(message, topic, chat.tok.decode(ids), ended=len(ids) < MAX_NEW_TOKENS))
+        [(ids, ended)] = chat.generate([prompt], seeds=[seed * 1_000_003 + i])
+        replies.append(Reply(message, topic, chat.tok.decode(ids), ended))
     return replies
 
 

@@ -31,7 +31,8 @@ import torch
 from tinyllm.data import generate_conversations
 from tinyllm.model import IGNORE_INDEX, ModelConfig, TinyLM
 from tinyllm.tokenizer import train_tokenizer
-from tinyllm.train import REFERENCE_RUNS, TRAIN_PRESETS, Trainer, collate, learning_rate, matmul_gflops
+from tinyllm.runs import REFERENCE_RUNS
+from tinyllm.train import TRAIN_PRESETS, Trainer, collate, learning_rate, matmul_gflops
 
 from budget import every_position_forward
 

@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from tinyllm.data import generate_conversations
 from tinyllm.model import ModelConfig, TinyLM, flops_per_token
 from tinyllm.tokenizer import train_tokenizer
-from tinyllm.train import TRAIN_PRESETS, Trainer, collate, matmul_gflops, pick_device
+from tinyllm.runs import pick_device
+from tinyllm.train import TRAIN_PRESETS, Trainer, collate, matmul_gflops
 
 from budget import yardstick_trainer
 

@@ -27,11 +27,9 @@ def test_rows():
 
 
 def pytest_collection_modifyitems(items):
-    """Slow, so `make test-fast` leaves them out: every test that needs the built book (a full Sphinx build), and
-    every test of the command line, which starts Python and PyTorch afresh (tests/test_cli.py, and any test with
-    `cli` in its name)."""
+    """Slow, so `make test-fast` leaves them out: every test that needs the built book (a full Sphinx build). The
+    other slow tests carry the marker themselves (`@pytest.mark.slow`; all of tests/test_cli.py, whose commands
+    start Python and PyTorch afresh)."""
     for item in items:
-        name = getattr(item, "originalname", item.name)
-        if "book_html" in getattr(item, "fixturenames", ()) or item.path.name == "test_cli.py" \
-                or "cli" in name.split("_"):
+        if "book_html" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)

@@ -9,7 +9,7 @@ from tinyllm.characters import MOCHI
 from tinyllm.data import (FINN, SLOT, SPECS, Character, Topic, character_problems, character_yaml, check_character,
                           generate_conversations, lint, load_character)
 from tinyllm.evaluate import evaluate_run
-from tinyllm.train import run_character
+from tinyllm.runs import run_character
 
 from tiny_runs import tiny_trainer
 

@@ -20,7 +20,7 @@ import tinyllm
 from book_pages import ROOT
 from tinyllm.data import generate_conversations, unseen_questions
 from tinyllm.evaluate import held_out_loss, sample_replies
-from tinyllm.generate import ChatModel, generate_ids
+from tinyllm.generate import ChatModel, Sampling, generate_ids
 from tinyllm.interpret import ablate, attention_maps, components, embedding_projection, logit_lens, trace
 from tinyllm.train import encode_conversations, preview_reply, reply_loss
 from tiny_runs import tiny_trainer
@@ -110,10 +110,10 @@ def test_the_library_names_the_device_of_every_tensor_it_makes():
     chat, tok = ChatModel(trainer.model.eval(), trainer.tok), trainer.tok
     ids = chat.prompt_ids([{"role": "user", "content": "are you hungry?"}], 8)
     with DevicelessTensors() as spy:
-        list(generate_ids(chat.model, ids, 8, seed=0))
+        list(generate_ids(chat.model, ids, Sampling(max_new_tokens=8), seed=0))
         chat.reply("hi finn", seed=0, max_new_tokens=8)
         chat.conversation().say("hi", seed=0)
-        sample_replies(chat, unseen_questions(data, 6), max_new_tokens=8)
+        sample_replies(chat, unseen_questions(data, 6), sampling=Sampling(max_new_tokens=8))
         reply_loss(chat.model, tok, encode_conversations(data["test"].select(range(8)).to_dict(), tok))
         held_out_loss(chat, {split: rows.select(range(8)) for split, rows in data.items()})
         preview_reply(chat.model, tok, "hi", max_new_tokens=4)

@@ -1,8 +1,8 @@
-"""The book's conceptual diagrams (tinyllm/diagrams.py, drawn by tools/diagrams.py): hand-written tests.
+"""The book's conceptual diagrams (book/diagrams.py, drawn into tinyllm/images/ by `make diagrams`).
 
 Each diagram must be readable where the book shows it (about 750 px wide): every text inside the
 figure, none on top of another, none smaller than 9 pt at 8 inches wide. The committed PNGs must be
-the ones the module draws now, one per diagram.
+the ones the module draws now, one per diagram, and the runtime package must not need the drawing code.
 """
 import ast
 import inspect
@@ -18,13 +18,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from tinyllm import diagrams  # noqa: E402
+from tinyllm.book import diagram  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
-from diagrams import main as draw_all  # noqa: E402
+sys.path.insert(0, str(ROOT / "book"))
+import diagrams  # noqa: E402
 
-COMMITTED = ROOT / "book" / "images" / "diagrams"
+COMMITTED = ROOT / "tinyllm" / "images"
 
 
 def drawn_texts(fig: Figure) -> list[tuple[str, object]]:
@@ -59,47 +59,31 @@ def test_names_match_the_functions():
     assert all(draw.__name__ == name for name, draw in diagrams.DIAGRAMS.items())
     public = {name for name, f in inspect.getmembers(diagrams, inspect.isfunction)
               if f.__module__ == diagrams.__name__ and not name.startswith("_")}
-    assert public == set(diagrams.DIAGRAMS) | {"png", "show"}, "every other public function is a diagram, in DIAGRAMS"
+    assert public == set(diagrams.DIAGRAMS) | {"png", "main"}, "every other public function is a diagram, in DIAGRAMS"
 
 
 def test_a_chapter_shows_the_picture_the_book_commits():
-    "`show` gives a notebook the committed PNG's bytes, whatever matplotlib backend the notebook uses."
-    assert diagrams.show("bpe_merge").data == (COMMITTED / "bpe_merge.png").read_bytes()
+    "A chapter shows the committed PNG, shipped with the package; an unknown name gets a clear error."
+    assert diagram("bpe_merge").data == (COMMITTED / "bpe_merge.png").read_bytes()
+    with pytest.raises(ValueError, match="no diagram 'bpe'.*bpe_merge"):
+        diagram("bpe")
 
 
-def test_the_diagrams_draw_the_course_as_the_code_defines_it():
-    from tinyllm.data import ASSISTANT, END, TEST_SHARE, UNSEEN_SHARE, USER, VALIDATION_SHARE
-    from tinyllm.model import IGNORE_INDEX, PRESETS
-    from tinyllm.tokenizer import VOCAB_SIZE
-    from tinyllm.train import TRAIN_PRESETS, TrainConfig
-
-    cpu, recipe = PRESETS["cpu"], TRAIN_PRESETS["cpu"]
-    assert (diagrams.D_MODEL, diagrams.N_HEADS, diagrams.D_FF, diagrams.N_LAYERS, diagrams.CONTEXT_LENGTH) == \
-        (cpu["d_model"], cpu["n_heads"], cpu["d_ff"], cpu["n_layers"], cpu["context_length"])
-    assert (diagrams.STEPS, diagrams.WARMUP_STEPS, diagrams.PEAK_LR, diagrams.MIN_LR) == \
-        (recipe.steps, recipe.warmup_steps, recipe.lr, recipe.min_lr)
-    assert diagrams.GRAD_CLIP == TrainConfig.grad_clip and diagrams.IGNORE_INDEX == IGNORE_INDEX
-    assert diagrams.BATCH_SIZE == recipe.batch_size
-    assert diagrams.VOCAB_SIZE == VOCAB_SIZE and (diagrams.USER, diagrams.ASSISTANT, diagrams.END) == (USER, ASSISTANT, END)
-    assert (diagrams.HELD_OUT_SHARE, diagrams.VALIDATION_SHARE, diagrams.TEST_SHARE) == \
-        (UNSEEN_SHARE, VALIDATION_SHARE, TEST_SHARE)
-
-
-def test_module_is_hand_written_and_needs_only_matplotlib():
-    "Only matplotlib (and, for `show` in a notebook, IPython's display, which every notebook has)."
-    assert "hand-written, not generated" in diagrams.__doc__.splitlines()[0]
-    tree = ast.parse(Path(diagrams.__file__).read_text())
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported <= {"matplotlib", "IPython"} | sys.stdlib_module_names, imported
+def test_the_drawing_code_stays_out_of_the_runtime_package():
+    "The library ships the pictures, not matplotlib code: no module of tinyllm/ imports matplotlib at its top."
+    for module in (ROOT / "tinyllm").glob("*.py"):
+        tree = ast.parse(module.read_text())
+        top = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+        names = {alias.name for node in top if isinstance(node, ast.Import) for alias in node.names}
+        names |= {node.module for node in top if isinstance(node, ast.ImportFrom) and node.module}
+        assert not any(name.split(".")[0] == "matplotlib" for name in names), module.name
 
 
 @pytest.fixture(scope="module")
 def drawn(tmp_path_factory) -> Path:
-    "Every diagram drawn by tools/diagrams.py into a fresh folder."
+    "Every diagram drawn by `make diagrams` into a fresh folder."
     out = tmp_path_factory.mktemp("diagrams")
-    draw_all(out)
+    diagrams.main(out)
     return out
 
 
@@ -111,6 +95,6 @@ def test_tool_writes_one_png_per_diagram(drawn):
 def test_committed_pngs_are_the_diagrams_drawn_now(drawn):
     committed = sorted(p.name for p in COMMITTED.glob("*.png"))
     assert committed == sorted(f"{name}.png" for name in diagrams.DIAGRAMS), \
-        "book/images/diagrams/ differs from DIAGRAMS: run `python tools/diagrams.py`"
+        "tinyllm/images/ differs from DIAGRAMS: run `make diagrams`"
     stale = [name for name in committed if (COMMITTED / name).read_bytes() != (drawn / name).read_bytes()]
-    assert not stale, f"out of date: {stale}; run `python tools/diagrams.py` and commit the PNGs"
+    assert not stale, f"out of date: {stale}; run `make diagrams` and commit the PNGs"

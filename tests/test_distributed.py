@@ -35,8 +35,8 @@ from tinyllm.distributed import (FLOAT64_SCRIPT, SAME_WEIGHTS, DataParallelTrain
                                  weight_distance)
 from tinyllm.model import IGNORE_INDEX, ModelConfig, TinyLM
 from tinyllm.tokenizer import train_tokenizer
-from tinyllm.train import (Trainer, collate, encode_conversations, length_buckets, read_run_config, read_train_log,
-                           train_run)
+from tinyllm.runs import read_run_config, read_train_log
+from tinyllm.train import Trainer, collate, encode_conversations, length_buckets, seeded, train_run
 
 STEPS = 6
 TOLERANCE = 1e-5   # of a single gradient, relative to its largest entry (no optimizer in between)
@@ -283,10 +283,12 @@ def test_with_dropout_each_process_draws_its_own_masks_the_same_after_a_resume()
     targets = inputs.roll(-1, dims=1)
 
     def loss(rank: int, step: int) -> float:
-        me = SimpleNamespace(rank=rank, world=2, ddp=model, model=model, device=torch.device("cpu"), amp=False,
-                             step=step, train_config=SimpleNamespace(seed=0))
+        me = DataParallelTrainer.__new__(DataParallelTrainer)   # one process's trainer, without a process group
+        vars(me).update(rank=rank, world=2, ddp=model, model=model, device=torch.device("cpu"), amp=False,
+                        step=step, train_config=SimpleNamespace(seed=0))
         torch.manual_seed(rank + 123)   # whatever state the generator is in before the step
-        return DataParallelTrainer.loss(me, inputs, targets).item()
+        with seeded(me.dropout_seed(), me.device):   # the masks of the step, as Trainer.train_step draws them
+            return me.loss(inputs, targets).item()
 
     assert loss(0, step=5) == loss(0, step=5), "a resumed step draws the masks it drew before"
     assert loss(0, step=5) != loss(1, step=5), "the processes draw different masks for the same rows"

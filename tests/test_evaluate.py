@@ -6,13 +6,15 @@ import json
 
 import pytest
 import torch
+from datasets import DatasetDict
 
 import tinyllm
-from tinyllm.data import FINN, character_yaml, generate_conversations, normalize, unseen_questions, words
+from tinyllm.data import (FINN, character_yaml, generate_conversations, normalize, seen_in_training, unseen_questions,
+                          words)
 from tinyllm.evaluate import (OFF_TOPIC, SCOREBOARD, VARIANTS, Reply, deflects, distinct_n, evaluate, evaluate_run,
                               format_problems, fresh_prompts, held_out_loss, repeats_ngram, sample_replies,
                               score_replies, scoreboard, topic_vocabulary, uses_vocabulary)
-from tinyllm.generate import TEMPERATURE, TOP_K, TOP_P, ChatModel, generate_ids
+from tinyllm.generate import ChatModel, Sampling, generate_ids
 from tinyllm.model import TinyLM
 
 from command_line import run_tinyllm as run
@@ -135,7 +137,7 @@ def test_sampled_replies_are_reproducible_and_know_if_they_ended(trained, untrai
     first, again = sample_replies(trained, prompts, seed=3), sample_replies(trained, prompts, seed=3)
     assert first == again and len(first) == 5
     assert all(r.ended for r in first)                                    # the tiny run learnt to stop
-    assert not any(r.ended for r in sample_replies(untrained, prompts[:2], seed=0, max_new_tokens=16))
+    assert not any(r.ended for r in sample_replies(untrained, prompts[:2], seed=0, sampling=Sampling(max_new_tokens=16)))
 
 
 def test_batched_sampling_gives_each_prompt_the_reply_it_gets_alone(trained, data):
@@ -145,19 +147,22 @@ def test_batched_sampling_gives_each_prompt_the_reply_it_gets_alone(trained, dat
     prompts = unseen_questions(data, 40)
     lengths = [len(trained.prompt_ids([{"role": "user", "content": m}], 48)) for m, _ in prompts]
     assert len(set(lengths)) < len(prompts), "no two prompts of one length: nothing was batched"
-    batched = sample_replies(trained, prompts, seed=2, max_new_tokens=48)
+    batched = sample_replies(trained, prompts, seed=2, sampling=Sampling(max_new_tokens=48))
     for i, ((message, topic), reply) in enumerate(zip(prompts, batched)):
         prompt = trained.prompt_ids([{"role": "user", "content": message}], 48)
-        alone = list(generate_ids(trained.model, prompt, 48, trained.end_id, trained.banned_ids,
-                                  TEMPERATURE, TOP_K, TOP_P, seed=2 * 1_000_003 + i))
+        alone = list(generate_ids(trained.model, prompt, Sampling(max_new_tokens=48), trained.end_id,
+                                  trained.banned_ids, seed=2 * 1_000_003 + i))
         assert reply == Reply(message, topic, trained.tok.decode(alone), ended=len(alone) < 48)
 
 
 def test_held_out_loss_splits_seen_and_unseen(trained, data):
     losses = held_out_loss(trained, data)
     assert set(losses) == {"test_loss", "test_loss_seen", "test_loss_unseen", "bits_per_byte"}
-    assert min(losses["test_loss_seen"], losses["test_loss_unseen"]) <= losses["test_loss"] \
-        <= max(losses["test_loss_seen"], losses["test_loss_unseen"])
+    seen = seen_in_training(data)
+    for part, wanted in [("test_loss_seen", True), ("test_loss_unseen", False)]:
+        rows = data["test"].select([i for i, s in enumerate(seen) if s == wanted])
+        alone = held_out_loss(trained, DatasetDict(train=data["train"], test=rows))
+        assert losses[part] == pytest.approx(alone["test_loss"], rel=1e-4)
 
 
 def test_the_harness_tells_an_untrained_model_from_a_trained_one(trained, untrained, data):
@@ -226,6 +231,7 @@ def test_scoreboard_has_a_row_per_measure_taken_and_a_column_per_model():
     assert len(scoreboard({"all": {key: 0.5 for key, _, _ in SCOREBOARD}}).splitlines()) == len(SCOREBOARD) + 1
 
 
+@pytest.mark.slow
 def test_eval_cli_prints_json_with_the_contracts_keys(run_dir):
     result = run("eval", str(run_dir), "--json", "--prompts", "10", "--seeds", "2", "--device", "cpu")
     assert result.returncode == 0, result.stderr
@@ -235,12 +241,14 @@ def test_eval_cli_prints_json_with_the_contracts_keys(run_dir):
                                              "fresh_in_character"]), "a run on Finn's topics gets the fresh questions"
 
 
+@pytest.mark.slow
 def test_eval_cli_prints_the_scoreboard(run_dir):
     result = run("eval", str(run_dir), "--prompts", "5", "--seeds", "1")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].split()[:2] == ["measure", "better"] and "in character" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
     (["does/not/exist"], "does/not/exist"),
     (["RUN", "--prompts", "0"], "positive whole number"),

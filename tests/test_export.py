@@ -5,10 +5,11 @@ and greedy replies token for token. The reference run is float16 on disk and exp
 a tiny run trained here adds a model whose vocabulary is padded beyond its tokenizer and whose weights are float32.
 """
 import base64
-import copy
 import json
 import subprocess
 import sys
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,9 +19,9 @@ import transformers
 from tinyllm.cli import main
 from tinyllm.data import chat_messages, generate_conversations
 from tinyllm.export import (CHAT_TEMPLATE, CachedStep, OnnxChat, export_hf, export_onnx, export_web, gpt2_config,
-                            gpt2_name, require, to_gpt2_state_dict, web_model_data)
-from tinyllm.generate import MAX_NEW_TOKENS, TEMPERATURE, TOP_P, generate_ids, load
-from tinyllm.train import run_path
+                            gpt2_name, quiet, require, to_gpt2_state_dict, web_model_data)
+from tinyllm.generate import MAX_NEW_TOKENS, TEMPERATURE, TOP_P, Sampling, generate_ids, load
+from tinyllm.runs import run_path
 
 from command_line import run_tinyllm
 from tiny_runs import tiny_run
@@ -76,10 +77,19 @@ def padded_batch(chat, rows):
     return ids, real
 
 
+GREEDY = Sampling(temperature=0)
+
+
 def our_greedy_ids(chat, messages, banned_ids=None) -> list[int]:
     prompt = chat.prompt_ids(messages, MAX_NEW_TOKENS)
     banned = chat.banned_ids if banned_ids is None else banned_ids
-    return list(generate_ids(chat.model, prompt, MAX_NEW_TOKENS, chat.end_id, banned, temperature=0))
+    return list(generate_ids(chat.model, prompt, GREEDY, chat.end_id, banned))
+
+
+def onnx_greedy_ids(onnx_chat, messages) -> list[int]:
+    "The greedy reply with the ONNX graph as chapter 6's decode step."
+    [(ids, _)] = onnx_chat.generate([onnx_chat.prompt_ids(messages, MAX_NEW_TOKENS)], GREEDY)
+    return ids
 
 
 def hf_greedy_ids(model, tokenizer, messages, **settings) -> list[int]:
@@ -191,14 +201,13 @@ def test_onnx_runtime_gives_our_logits_for_a_batch_and_through_its_cache(finn, o
 def test_onnx_runtime_greedy_replies_equal_ours(finn, onnx_folder, asked):
     onnx_finn = OnnxChat(onnx_folder / "model.onnx", finn)
     for messages in asked:
-        prompt = finn.prompt_ids(messages, MAX_NEW_TOKENS)
-        assert list(onnx_finn.generate_ids(prompt)) == our_greedy_ids(finn, messages), messages
+        assert onnx_greedy_ids(onnx_finn, messages) == our_greedy_ids(finn, messages), messages
     text = "<|end|> 🐟 what is this?"   # markers typed as text, and emoji, as in chapter 6
     assert onnx_finn.reply(text, temperature=0) == finn.reply(text, temperature=0)
     with pytest.raises(ValueError, match="say something"):
         onnx_finn.reply("   ")
     with pytest.raises(ValueError, match="do not fit in the context of"):
-        list(onnx_finn.generate_ids([finn.end_id] * 100, MAX_NEW_TOKENS))
+        onnx_finn.generate([[finn.end_id] * 100], GREEDY)
 
 
 def test_banned_tokens_are_never_generated_by_either_export(finn, hf_model, hf_tokenizer, onnx_folder, asked):
@@ -211,9 +220,8 @@ def test_banned_tokens_are_never_generated_by_either_export(finn, hf_model, hf_t
         ours = our_greedy_ids(finn, messages, banned)
         assert ours[0] != banned[-1]
         assert hf_greedy_ids(model, tokenizer, messages, suppress_tokens=banned) == ours
-        onnx_finn.chat = copy.copy(finn)
-        onnx_finn.chat.banned_ids = banned
-        assert list(onnx_finn.generate_ids(finn.prompt_ids(messages, MAX_NEW_TOKENS))) == ours
+        onnx_finn.banned_ids = banned
+        assert onnx_greedy_ids(onnx_finn, messages) == ours
 
 
 def test_the_onnx_folder_says_what_a_generation_loop_needs(finn, onnx_folder):
@@ -239,7 +247,7 @@ def test_a_run_trained_here_exports_to_all_three(tmp_path, tiny_run_dir):
         messages = [{"role": "user", "content": text}]
         ours = our_greedy_ids(tiny, messages)
         assert hf_greedy_ids(hf, hf_tok, messages) == ours
-        assert list(onnx_tiny.generate_ids(tiny.prompt_ids(messages, MAX_NEW_TOKENS))) == ours
+        assert onnx_greedy_ids(onnx_tiny, messages) == ours
     data = web_model_data(tiny_run_dir)
     assert base64.b64decode(data["safetensors"]) == (tiny_run_dir / "model.safetensors").read_bytes()
     assert data["config"] == tiny.model.config.to_dict()
@@ -304,6 +312,7 @@ def test_a_missing_package_says_what_to_install(tmp_path, monkeypatch):
     assert require("json", "anything") is json
 
 
+@pytest.mark.slow
 def test_cli_exports(tmp_path, capsys):
     "As a user runs it: a fresh process for --to hf, whose folder loads in transformers; then the other two."
     result = run_tinyllm("export", "finn", "--to", "hf", str(tmp_path / "hf"))
@@ -315,6 +324,7 @@ def test_cli_exports(tmp_path, capsys):
         assert made in capsys.readouterr().out and (tmp_path / form / made).is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, code, message", [
     (["finn", "--to", "tflite", "{out}"], 2, "invalid choice: 'tflite'"),
     (["finn", "--to", "web", "{existing}"], 1, "already exists: choose another folder, or pass --force to replace it"),
@@ -332,3 +342,17 @@ def test_cli_refuses_bad_input_in_one_line(tmp_path, capsys, monkeypatch, args, 
     err = capsys.readouterr().err
     assert returned == code and message in err and "Traceback" not in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing"]   # nothing written
+
+
+def test_quiet_hides_the_exporters_chatter_and_nothing_else(capsys):
+    "An exporter's progress lines and warnings go; a warning of anyone else's still reaches the user."
+    exporter = str(Path(torch.__file__).parent / "onnx" / "_internal" / "exporter.py")
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        with quiet():
+            print("[torch.onnx] Obtain model graph... done")
+            warnings.warn_explicit("torchvision is not installed", UserWarning, exporter, 1)
+            warnings.warn("the message is 300 tokens long", UserWarning)
+    assert [str(w.message) for w in shown] == ["the message is 300 tokens long"]
+    assert capsys.readouterr().out == ""
+

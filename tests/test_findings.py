@@ -12,7 +12,8 @@ import ast
 import pytest
 
 from tinyllm.distributed import SAME_WEIGHTS
-from tinyllm.train import REFERENCE_RUNS, REPLY_TOKENS
+from tinyllm.runs import REFERENCE_RUNS
+from tinyllm.train import REPLY_TOKENS
 
 from book_pages import CHAPTERS
 from test_prose import glued

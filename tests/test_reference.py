@@ -10,8 +10,9 @@ import tinyllm
 from tinyllm.data import generate_conversations, load_character
 from tinyllm.model import ModelConfig
 from tinyllm.tokenizer import Tokenizer, train_tokenizer
-from tinyllm.train import (REFERENCE_RUNS, REPLY_TOKENS, TRAIN_PRESETS, course_run, course_run_dir, data_fingerprint, is_finished,
-                           read_run_config, run_character, run_path)
+from tinyllm.runs import (REFERENCE_RUNS, course_run_dir, data_fingerprint, is_finished, read_run_config,
+                          run_character, run_path)
+from tinyllm.train import REPLY_TOKENS, TRAIN_PRESETS, course_run
 
 from command_line import run_tinyllm as run
 from tiny_runs import tiny_trainer
@@ -95,12 +96,14 @@ def test_load_finn_gives_the_reference_in_full_precision_and_it_talks():
     assert reply and reply == reply.lower() and finn.reply("are you hungry?", seed=0) == reply
 
 
+@pytest.mark.slow
 def test_cli_chat_accepts_a_reference_by_name_and_load_speaks_as_its_character():
     chat = run("chat", "finn", "--prompt", "hi finn", "--seed", "0")
     assert chat.returncode == 0 and len(chat.stdout.splitlines()) == 1, chat.stderr
     assert tinyllm.load("mochi", device="cpu").reply("are you hungry?", seed=0)
 
 
+@pytest.mark.slow
 def test_cli_eval_scores_the_reference_by_name():
     result = run("eval", "finn", "--json", "--prompts", "20", "--seeds", "1")
     assert result.returncode == 0, result.stderr

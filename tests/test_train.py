@@ -7,12 +7,13 @@ import pytest
 import torch
 
 from tinyllm.characters import MOCHI
-from tinyllm.data import FINN, chat_text, generate_conversations
+from tinyllm.data import FINN, chat_text, generate_conversations, unseen_questions
 from tinyllm.model import IGNORE_INDEX, PRESETS, ModelConfig
 from tinyllm.tokenizer import PAD, Tokenizer, train_tokenizer
-from tinyllm.train import (REPLY_TOKENS, TRAIN_PRESETS, Example, TrainConfig, Trainer, collate, encode_conversations, pick_device,
-                           greedy_in_character_rate, in_character, learning_rate, length_buckets, read_run_config,
-                           fit_prompt, reply_loss, run_character, train_run)
+from tinyllm.runs import pick_device, read_run_config, run_character
+from tinyllm.train import (REPLY_TOKENS, TRAIN_PRESETS, Example, TrainConfig, Trainer, collate, encode_conversations,
+                           greedy_in_character_rate, in_character, learning_rate, length_buckets, fit_prompt,
+                           reply_loss, train_run)
 
 from command_line import run_tinyllm
 
@@ -132,7 +133,7 @@ def test_length_buckets_cover_every_example_once_with_little_padding(data, tok):
 
 
 def test_schedule_values():
-    c = TrainConfig(steps=1_100, lr=1e-3, min_lr=1e-4, warmup_steps=100)
+    c = TrainConfig(steps=1_100, batch_size=64, lr=1e-3, min_lr=1e-4, warmup_steps=100)
     assert learning_rate(0, c) == pytest.approx(1e-5)
     assert learning_rate(49, c) == pytest.approx(5e-4)
     assert learning_rate(99, c) == pytest.approx(1e-3)
@@ -163,11 +164,20 @@ def test_in_character_needs_the_reply_rules_and_the_topic():
     assert in_character("food", "food", classify, replace(FINN, min_reply_words=1))
 
 
-def test_greedy_in_character_rate_says_why(data, tok):
+def test_greedy_in_character_rate_says_why(data, tok, monkeypatch):
+    import tinyllm.train as train_module
+    questions = unseen_questions(data, 4)
+    (q1, t1), (q2, t2), (q3, _), (q4, _) = questions
+    other = next(t.name for t in FINN.topics if t.name not in {topic for _, topic in questions})
+    # the model's reply to each question, and the topic a classifier finds in it: kept rules and on topic,
+    # broken rules (capitals) and on topic, kept rules and off topic twice, in the same words
+    replies = {q1: ("i like it here.", t1), q2: ("I LIKE IT HERE.", t2), q3: ("i swim all day.", other),
+               q4: ("i swim all day.", other)}
+    monkeypatch.setattr(train_module, "preview_reply", lambda model, tok, message: replies[message][0])
+    monkeypatch.setattr(train_module, "topic_classifier", lambda rows: dict(replies.values()).get)
     rate = greedy_in_character_rate(trainer(data, tok).model, tok, data, FINN, n=4)
-    assert set(rate) == {"in_character", "well_formed", "on_topic", "distinct_replies", "prompts"}
-    assert rate["prompts"] == 4 and all(0 <= rate[k] <= 1 for k in rate if k != "prompts")
-    assert rate["in_character"] <= min(rate["well_formed"], rate["on_topic"])
+    assert rate == {"in_character": 1 / 4, "well_formed": 3 / 4, "on_topic": 2 / 4, "distinct_replies": 3 / 4,
+                    "prompts": 4}
 
 
 def test_weight_decay_only_on_matrices(data, tok):
@@ -175,6 +185,21 @@ def test_weight_decay_only_on_matrices(data, tok):
     decayed, free = t.optimizer.param_groups
     assert decayed["weight_decay"] > 0 and all(p.dim() >= 2 for p in decayed["params"])
     assert free["weight_decay"] == 0 and all(p.dim() < 2 for p in free["params"])
+
+
+def test_training_leaves_the_callers_random_numbers_alone(data, tok):
+    "The seed makes the run (weights, dropout masks) without seeding the process: the caller's draws go on as before."
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    t = trainer(data, tok, steps=3)                           # dropout on: each step draws masks
+    for _ in range(3):
+        t.train_step()
+    assert torch.equal(torch.rand(3), expected)
+    again = trainer(data, tok, steps=3)                       # another process state, the same run
+    for _ in range(3):
+        again.train_step()
+    assert all(torch.equal(a, b) for a, b in zip(weights(t).values(), weights(again).values()))
 
 
 def test_checkpoint_round_trip(tmp_path, data, tok, resume_offline):
@@ -308,6 +333,7 @@ def test_cli_trains_a_few_steps_and_resumes(tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["step"] == 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
     (["--preset", "gpu", "--out", "x"], "invalid choice: 'gpu'"),
     (["--preset", "cpu", "--out", "x", "--steps", "0"], "--steps: must be a positive whole number"),
@@ -319,6 +345,7 @@ def test_cli_bad_arguments_get_one_line(tmp_path, args, message):
     assert message in result.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_non_empty_out_and_a_missing_resume(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     result = run_cli("--preset", "cpu", "--out", str(tmp_path))
@@ -329,6 +356,7 @@ def test_cli_refuses_a_non_empty_out_and_a_missing_resume(tmp_path):
     assert result.returncode == 1 and "no run directory" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 @pytest.mark.parametrize("command", [("train", "--preset", "cpu", "--out", "{tmp}/never"),
                                      ("chat", "finn", "--prompt", "hi"), ("eval", "finn")])

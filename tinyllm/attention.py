@@ -42,9 +42,9 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
 class KVCache:
     "The keys and values one attention layer has seen so far, each (batch, heads, positions, head_dim)."
 
-    def __init__(self):
-        self.keys: torch.Tensor | None = None
-        self.values: torch.Tensor | None = None
+    def __init__(self, keys: torch.Tensor | None = None, values: torch.Tensor | None = None):
+        # empty, or holding keys and values computed elsewhere (chapter 10's ONNX graph passes them in)
+        self.keys, self.values = keys, values
 
     def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         "Append the new positions' keys and values; return those of all positions."
@@ -54,8 +54,13 @@ class KVCache:
             self.keys, self.values = torch.cat([self.keys, k], dim=2), torch.cat([self.values, v], dim=2)
         return self.keys, self.values
 
-    def __len__(self) -> int:
+    @property
+    def positions(self) -> int:
+        "How many positions it holds (a symbolic size, not a Python int, while chapter 10 exports a graph)."
         return 0 if self.keys is None else self.keys.size(2)
+
+    def __len__(self) -> int:
+        return int(self.positions)
 
 
 class CausalSelfAttention(nn.Module):
@@ -85,16 +90,12 @@ class CausalSelfAttention(nn.Module):
         q, k, v = map(self.split_heads, self.qkv(x).chunk(3, dim=-1))
         if kv_cache is not None:
             k, v = kv_cache.update(k, v)
-        n_queries, n_keys = q.size(2), k.size(2)
         dropout = self.dropout if self.training else 0.0
+        # SDPA's is_causal aligns queries with the *first* keys: after cached keys the mask must be explicit
+        mask = causal_mask(q.size(2), k.size(2), x.device) if kv_cache is not None or return_weights else None
         if return_weights:
-            out, weights = attention(q, k, v, causal_mask(n_queries, n_keys, x.device), dropout)
+            out, weights = attention(q, k, v, mask, dropout)
         else:
-            # SDPA's is_causal aligns queries with the *first* keys, so with cached keys and several
-            # new queries it needs an explicit mask; one new query may simply see every key.
-            needs_mask = n_keys != n_queries and n_queries > 1
-            mask = causal_mask(n_queries, n_keys, x.device) if needs_mask else None
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout,
-                                                 is_causal=n_keys == n_queries and n_queries > 1)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=mask is None)
         out = self.proj_dropout(self.proj(self.merge_heads(out)))
         return (out, weights) if return_weights else out

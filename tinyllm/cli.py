@@ -1,16 +1,18 @@
 """The command line of the course (hand-written, not generated).
 
-    python -m tinyllm data  --out DIR [--character finn|mochi|SPEC.yaml] [--n 60000] [--seed 0]
-    python -m tinyllm train --preset cpu|t4 --out RUN [--character ...] [--steps N] [--seed 0]
+    python -m tinyllm data  --out DIR [--character finn|mochi|SPEC.yaml] [--n N] [--seed S]
+    python -m tinyllm train --preset cpu|t4 --out RUN [--character ...] [--steps N] [--seed S]
     python -m tinyllm chat  RUN|finn [--prompt TEXT ...] [--seed N] [--temperature T] [--top-k K] [--top-p P]
                                 [--max-new-tokens N] [--single-turn] [--device D]
-    python -m tinyllm eval  RUN|finn [--prompts 200] [--seeds 3] [--json] [--device D]
+    python -m tinyllm eval  RUN|finn [--prompts N] [--seeds N] [--json] [--device D]
     python -m tinyllm export RUN|finn --to hf|onnx|web OUT [--force]
     torchrun [--standalone] --nproc_per_node=N -m tinyllm train ... [--timeout S]   (chapter 11: N processes)
 
 Every command is a thin layer over a chapter's module. A user's mistake gets one
 line on stderr and a non-zero exit status, never a traceback. Library modules are
-imported inside the commands so that `--help` answers at once.
+imported inside the commands, so that `python -m tinyllm --help` answers at once; a
+command's `--help` imports them to show each option's default from the chapter that
+defines it.
 """
 import argparse
 import itertools
@@ -91,27 +93,27 @@ def run_chat(args: argparse.Namespace) -> int:
     import warnings
 
     from tinyllm.generate import load
-    from tinyllm.train import run_character
 
     model = load(args.run_dir, args.device)
-    speaker = run_character(args.run_dir).name
     given = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, max_new_tokens=args.max_new_tokens)
     settings = {key: value for key, value in given.items() if value is not None}   # else the chapter's defaults
-    # a warning (an overlong prompt) is one line for the user, not a Python warning with a source line
-    warnings.showwarning = lambda message, *_: print(f"tinyllm chat: warning: {message}", file=sys.stderr)
-    if args.prompt:   # one reply per line, each after the ones before (unless --single-turn); seeds as in chat_loop
-        chat = model.conversation(**settings)
-        for turn, text in enumerate(args.prompt):
-            if not text.strip():
-                print("tinyllm chat: an empty --prompt gets an empty line", file=sys.stderr)
-            if args.single_turn:
-                chat.reset()
-            seed = None if args.seed is None else args.seed + turn
-            print(" ".join(chat.say(text, seed).split()) if text.strip() else "")
-        return 0
-    memory = "answers each message on its own" if args.single_turn else "keeps the conversation; /reset starts over"
-    print(f"chatting with {args.run_name} ({memory}); /quit or Ctrl-D leaves", file=sys.stderr)
-    return chat_loop(model.conversation(**settings), not args.single_turn, args.seed, speaker)
+    # a warning (an overlong prompt) is one line for the user, not a Python warning with a source line; for this
+    # command only: catch_warnings puts Python's way back when it ends
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *_: print(f"tinyllm chat: warning: {message}", file=sys.stderr)
+        if args.prompt:   # one reply per line, each after the ones before (unless --single-turn); seeds as in chat_loop
+            chat = model.conversation(**settings)
+            for turn, text in enumerate(args.prompt):
+                if not text.strip():
+                    print("tinyllm chat: an empty --prompt gets an empty line", file=sys.stderr)
+                if args.single_turn:
+                    chat.reset()
+                seed = None if args.seed is None else args.seed + turn
+                print(" ".join(chat.say(text, seed).split()) if text.strip() else "")
+            return 0
+        memory = "answers each message on its own" if args.single_turn else "keeps the conversation; /reset starts over"
+        print(f"chatting with {args.run_name} ({memory}); /quit or Ctrl-D leaves", file=sys.stderr)
+        return chat_loop(model.conversation(**settings), not args.single_turn, args.seed, model.character.name)
 
 
 def chat_loop(chat, multi_turn: bool, seed: int | None, speaker: str = "finn") -> int:
@@ -150,7 +152,8 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_data(args: argparse.Namespace) -> int:
     from tinyllm.data import generate_conversations, load_character, save_conversations
 
-    data = generate_conversations(n=args.n, seed=args.seed, character=load_character(args.character))
+    n = {} if args.n is None else {"n": args.n}   # else chapter 1's size
+    data = generate_conversations(**n, seed=args.seed, character=load_character(args.character))
     try:
         out = save_conversations(data, args.out)
     except OSError as error:
@@ -175,52 +178,77 @@ def run_export(args: argparse.Namespace) -> int:
 RUN_HELP = "a run directory written by `train`, or finn or mochi: a reference run shipped with tinyllm"
 
 
+def library_defaults() -> dict:
+    "The defaults the help texts quote, from where the chapters define them."
+    from dataclasses import asdict
+
+    from tinyllm.data import N_CONVERSATIONS
+    from tinyllm.distributed import TIMEOUT_S
+    from tinyllm.generate import Sampling
+
+    return {"n": N_CONVERSATIONS, "timeout": TIMEOUT_S, **asdict(Sampling())}
+
+
+class LibraryDefaults(argparse.HelpFormatter):
+    """Fills the {names} of a help text from `library_defaults()`, when the help is shown: only then is the
+    library (and PyTorch) imported, so every other command starts at once, and no number is copied here."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = super()._get_help_string(action)
+        return text.format(**library_defaults()) if text and "{" in text else text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tinyllm", description="tinyllm: build, train and talk to Finn, a tiny language model.")
     parser.add_argument("--version", action="version", version=f"tinyllm {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        return commands.add_parser(name, formatter_class=LibraryDefaults, **kwargs)
+
     character_help = "a shipped character (finn, mochi) or a YAML spec file (default finn; see chapter 9)"
-    data = commands.add_parser("data", help="generate a character's conversations and write them to a directory",
-                               description="Generate the conversation data set (chapter 1) and write it to "
-                                           "DIR: Hugging Face save_to_disk format plus one .jsonl per split.")
+    data = command("data", help="generate a character's conversations and write them to a directory",
+                   description="Generate the conversation data set (chapter 1) and write it to "
+                               "DIR: Hugging Face save_to_disk format plus one .jsonl per split.")
     data.add_argument("--out", required=True, metavar="DIR", help="directory to write (created if missing)")
-    data.add_argument("--n", type=conversation_count, default=60_000, help="number of conversations (default 60000)")
-    data.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    data.add_argument("--n", type=conversation_count, help="number of conversations (default {n})")
+    data.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
     data.add_argument("--character", default="finn", metavar="NAME|SPEC", help=character_help)
     data.set_defaults(run=run_data)
 
-    train = commands.add_parser("train", help="train a character's model with a preset (chapter 5)",
-                                description="Build the data and tokenizer (or read --data), train a model "
-                                            "with a preset, and write the run directory RUN. Started by "
-                                            "`torchrun --nproc_per_node=N -m tinyllm train ...`, N processes "
-                                            "train the run together (chapter 11).")
+    train = command("train", help="train a character's model with a preset (chapter 5)",
+                    description="Build the data and tokenizer (or read --data), train a model "
+                                "with a preset, and write the run directory RUN. Started by "
+                                "`torchrun --nproc_per_node=N -m tinyllm train ...`, N processes "
+                                "train the run together (chapter 11).")
     train.add_argument("--preset", required=True, choices=["cpu", "t4"], help="model shape and recipe")
     train.add_argument("--out", required=True, metavar="RUN", help="run directory to write")
     train.add_argument("--steps", type=positive, help="optimizer steps (default: the preset's)")
-    train.add_argument("--seed", type=int, default=0, help="random seed for data and training (default 0)")
+    train.add_argument("--seed", type=int, default=0, help="random seed for data and training (default %(default)s)")
     train.add_argument("--resume", action="store_true", help="continue the run in RUN")
     train.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     train.add_argument("--data", metavar="DIR", help="train on this data set instead of generating one")
     train.add_argument("--character", default="finn", metavar="NAME|SPEC", help=character_help)
     train.add_argument("--timeout", type=positive, metavar="S",
-                       help="under torchrun: seconds a process waits for the others before it stops (default 300)")
+                       help="under torchrun: seconds a process waits for the others before it stops "
+                            "(default {timeout})")
     train.set_defaults(run=run_train)
 
-    chat = commands.add_parser("chat", help="talk to a trained model (chapter 6)",
-                               description="Chat with the model in the run directory RUN: interactively, "
-                                           "streaming its words, or one reply per --prompt.")
+    chat = command("chat", help="talk to a trained model (chapter 6)",
+                   description="Chat with the model in the run directory RUN: interactively, "
+                               "streaming its words, or one reply per --prompt.")
     chat.add_argument("run_dir", metavar="RUN", help=RUN_HELP)
     chat.add_argument("--prompt", action="append", metavar="TEXT",
                       help="print the reply to TEXT and exit (repeat for several, one reply per line)")
     chat.add_argument("--seed", type=int, help="random seed: the same seed gives the same replies")
     chat.add_argument("--temperature", type=number(lambda t: t >= 0, "a number of at least 0"),
-                      help="0 is greedy (default: chapter 6's, 0.7)")
-    chat.add_argument("--top-k", type=positive, help="sample from the K likeliest tokens (default 40)")
+                      help="0 is greedy (default: chapter 6's, {temperature})")
+    chat.add_argument("--top-k", type=positive, help="sample from the K likeliest tokens (default {top_k})")
     chat.add_argument("--top-p", type=number(lambda p: 0 < p <= 1, "a number in (0, 1]"),
-                      help="nucleus sampling: the probability mass kept (default 0.95)")
-    chat.add_argument("--max-new-tokens", type=positive, help="the longest reply, in tokens (default 40)")
+                      help="nucleus sampling: the probability mass kept (default {top_p})")
+    chat.add_argument("--max-new-tokens", type=positive,
+                      help="the longest reply, in tokens (default {max_new_tokens})")
     memory = chat.add_mutually_exclusive_group()
     memory.add_argument("--single-turn", action="store_true",
                         help="answer each message on its own (by default the conversation so far is the context)")
@@ -228,21 +256,21 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     chat.set_defaults(run=run_chat)
 
-    evaluation = commands.add_parser("eval", help="score a trained model (chapter 8)",
-                                     description="Score the model in RUN with chapter 8's harness on its test "
-                                                 "split: held-out loss, format, persona, novelty, robustness.")
+    evaluation = command("eval", help="score a trained model (chapter 8)",
+                         description="Score the model in RUN with chapter 8's harness on its test "
+                                     "split: held-out loss, format, persona, novelty, robustness.")
     evaluation.add_argument("run_dir", metavar="RUN", help=RUN_HELP)
     evaluation.add_argument("--prompts", type=positive, default=200,
-                            help="unseen-wording test questions to answer (default 200)")
-    evaluation.add_argument("--seeds", type=positive, default=3, help="sampling seeds to average over (default 3)")
+                            help="unseen-wording test questions to answer (default %(default)s)")
+    evaluation.add_argument("--seeds", type=positive, default=3, help="sampling seeds to average over (default %(default)s)")
     evaluation.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     evaluation.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     evaluation.set_defaults(run=run_eval)
 
-    export = commands.add_parser("export", help="hand a trained model to other software (chapter 10)",
-                                 description="Write the model in RUN to the folder OUT: a Hugging Face transformers "
-                                             "model (hf), an ONNX graph with a KV cache (onnx), or a chat page that "
-                                             "runs in a browser with no server (web).")
+    export = command("export", help="hand a trained model to other software (chapter 10)",
+                     description="Write the model in RUN to the folder OUT: a Hugging Face transformers "
+                                 "model (hf), an ONNX graph with a KV cache (onnx), or a chat page that "
+                                 "runs in a browser with no server (web).")
     export.add_argument("run_dir", metavar="RUN", help=RUN_HELP)
     export.add_argument("--to", required=True, choices=["hf", "onnx", "web"], help="the form to write")
     export.add_argument("out", metavar="OUT", help="the folder to write (it must not exist, unless --force)")
@@ -255,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        from tinyllm.train import pick_device, run_path
+        from tinyllm.runs import pick_device, run_path
 
         pick_device(getattr(args, "device", None))   # a device that is not there: one line, before any work
         if hasattr(args, "run_dir"):   # a directory, or a shipped reference run named as typed

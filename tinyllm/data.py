@@ -4,10 +4,11 @@
 __all__ = ['SLOT', 'REPLY_CHARACTERS', 'SPECS', 'FINN', 'USER', 'ASSISTANT', 'END', 'ROLE_MARKERS', 'REQUIRED_COLUMNS', 'Topic',
            'Character', 'character_problems', 'check_character', 'load_character', 'character_yaml', 'format_chat',
            'chat_messages', 'chat_text', 'words', 'normalize', 'generate_conversations', 'reply_problems', 'lint',
-           'training_questions', 'seen_in_training', 'unseen_questions', 'replace_directory', 'save_conversations',
+           'training_questions', 'seen_in_training', 'unseen_questions', 'atomic_folder', 'save_conversations',
            'load_conversations']
 
 # %% ../chapters/01_data.ipynb #6843cc87
+import contextlib
 import json
 import random
 import re
@@ -15,6 +16,7 @@ import shutil
 import string
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -436,6 +438,7 @@ UNSEEN_SHARE = 0.025      # conversations with a held-out wording: test only
 VALIDATION_SHARE = 0.05   # of the rest, by hash
 TEST_SHARE = 0.025        # of the rest, by hash
 MIN_CONVERSATIONS = 1_000
+N_CONVERSATIONS = 60_000  # the size of the data set the course trains on
 
 
 def held_out_asks(character: Character, seed: int) -> dict[str, str]:
@@ -483,7 +486,7 @@ def balanced_topics(rng: random.Random, topics: list[Topic], n: int) -> list[Top
     return order
 
 # %% ../chapters/01_data.ipynb #ee46266f
-def generate_conversations(n: int = 60_000, seed: int = 0, character: Character = FINN,
+def generate_conversations(n: int = N_CONVERSATIONS, seed: int = 0, character: Character = FINN,
                            earlier_exchanges: dict[int, float] = EARLIER_EXCHANGES) -> DatasetDict:
     """n conversations with `character`, split into train/validation/test by their last exchange.
 
@@ -595,14 +598,24 @@ REQUIRED_COLUMNS = ["input", "output", "category"]   # "history" (earlier messag
 _BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
-def replace_directory(partial: Path, target: Path):
-    "Swap a fully written directory into place; an interrupted write leaves the old one intact."
-    old = target.with_name(target.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    partial.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+@contextlib.contextmanager
+def atomic_folder(out: str | Path) -> Iterator[Path]:
+    """Write a folder all at once: fill the `<out>.partial` folder this yields, and when the block ends without an
+    error it takes the place of `out` (the data here, a run in chapter 5, an export in chapter 10). A write that
+    fails or is interrupted leaves no half-written folder behind, and the old `out`, if any, intact."""
+    out = Path(out)
+    partial, old = out.with_name(out.name + ".partial"), out.with_name(out.name + ".old")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        yield partial
+        shutil.rmtree(old, ignore_errors=True)
+        if out.exists():
+            out.rename(old)   # the swap: two renames, each all or nothing
+        partial.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)   # gone already when the swap succeeded
 
 
 def save_conversations(data: DatasetDict, out: str | Path, progress: bool = True) -> Path:
@@ -612,27 +625,20 @@ def save_conversations(data: DatasetDict, out: str | Path, progress: bool = True
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not (out / "dataset_dict.json").exists():
         raise FileExistsError(f"{out} is not empty and is not a data set directory; choose another directory")
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
     bars_were_on = not datasets.are_progress_bars_disabled()
     try:
-        with tqdm(total=sum(len(ds) for ds in data.values()), desc="writing", unit=" rows",
-                  disable=not progress) as bar:
+        with atomic_folder(out) as partial, tqdm(total=sum(len(ds) for ds in data.values()), desc="writing",
+                                                 unit=" rows", disable=not progress) as bar:
             for split, ds in data.items():
                 with open(partial / f"{split}.jsonl", "w", encoding="utf-8") as f:
                     for row in zip(*ds.to_dict().values()):
                         f.write(json.dumps(dict(zip(ds.column_names, row))) + "\n")
                         bar.update()
-        datasets.disable_progress_bars()  # ours already counts the rows
-        data.save_to_disk(partial)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)  # never leave half a data set behind
-        raise
+            datasets.disable_progress_bars()  # ours already counts the rows
+            data.save_to_disk(partial)
     finally:
         if bars_were_on:
             datasets.enable_progress_bars()
-    replace_directory(partial, out)
     return out
 
 
@@ -650,7 +656,7 @@ def load_conversations(path_or_hub_id: str | Path) -> DatasetDict:
     else:
         try:
             data = load_dataset(str(path_or_hub_id))
-        except Exception as error:  # the Hub raises many kinds; the user needs one message
+        except (OSError, ValueError) as error:   # not found, not reachable, not a valid name: one message
             raise FileNotFoundError(f"no data set at {str(path_or_hub_id)!r}: not a local path, "
                                     f"and the Hugging Face Hub could not provide it ({error})") from None
     if isinstance(data, Dataset):

@@ -2,7 +2,8 @@
 
 # %% auto #0
 __all__ = ['TIMEOUT_S', 'LOST_CONTACT', 'SAME_WEIGHTS', 'FLOAT64_SCRIPT', 'launched_by_torchrun', 'start_process_group',
-           'same_on_every_process', 'DataParallelTrainer', 'train_parallel', 'default_dtype', 'weight_distance']
+           'gloo_interface', 'same_on_every_process', 'DataParallelTrainer', 'train_parallel', 'default_dtype',
+           'weight_distance']
 
 # %% ../chapters/11_many_processes.ipynb #c11imports
 import contextlib
@@ -12,6 +13,7 @@ import os
 import re
 import signal
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -20,7 +22,8 @@ from safetensors.torch import load_file
 from torch.nn.parallel import DistributedDataParallel
 
 from .model import IGNORE_INDEX, ModelConfig, TinyLM
-from .train import Trainer, pick_device, read_run_config, train_run
+from .runs import pick_device, read_run_config
+from .train import Trainer, seeded, train_run
 
 # %% ../chapters/11_many_processes.ipynb #c11group
 TIMEOUT_S = 300   # how long a process waits for the others (a crashed or stuck one) before it gives up
@@ -47,16 +50,28 @@ def start_process_group(device: str | None = None, timeout_s: float = TIMEOUT_S)
                              f"use --device cpu, or --nproc_per_node={gpus}")
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.cuda.set_device(device)
-    elif "GLOO_SOCKET_IFNAME" not in os.environ and os.environ.get("LOCAL_WORLD_SIZE") == os.environ.get("WORLD_SIZE"):
-        # all processes on this machine: talk over the loopback interface (gloo otherwise looks up the
-        # machine's host name, which on a Mac often does not resolve)
-        loopback = next((name for _, name in socket.if_nameindex() if name.startswith("lo")), None)
-        if loopback:
-            os.environ["GLOO_SOCKET_IFNAME"] = loopback
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                                timeout=datetime.timedelta(seconds=timeout_s))
+        with gloo_interface(device):
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                    timeout=datetime.timedelta(seconds=timeout_s))
     return device
+
+
+@contextlib.contextmanager
+def gloo_interface(device: torch.device) -> Iterator[None]:
+    """While gloo sets up: with every process on this machine, the loopback network interface (gloo otherwise
+    looks up the machine's host name, which on a Mac often does not resolve). Gloo reads it from the
+    environment when it starts, so it is set for that moment only, unless the user chose one."""
+    mine = os.environ.get("LOCAL_WORLD_SIZE") == os.environ.get("WORLD_SIZE")
+    loopback = next((name for _, name in socket.if_nameindex() if name.startswith("lo")), None)
+    if device.type == "cuda" or not mine or not loopback or "GLOO_SOCKET_IFNAME" in os.environ:
+        yield
+        return
+    os.environ["GLOO_SOCKET_IFNAME"] = loopback
+    try:
+        yield
+    finally:
+        del os.environ["GLOO_SOCKET_IFNAME"]
 
 
 def same_on_every_process(value: str) -> bool:
@@ -91,13 +106,15 @@ class DataParallelTrainer(Trainer):
         # backward pass, all-reduces the gradients in buckets, each as soon as its gradients are ready
         self.ddp = DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
 
+    def dropout_seed(self) -> int:
+        "Chapter 5's seed of this step's dropout masks, made this process's own: other rows, other masks."
+        return super().dropout_seed() * 4096 + self.rank
+
     def loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """This process's part of the whole batch's mean loss: rows rank, rank + world, ... (a batch is
         sorted by length, so every process gets rows of every length), scaled so that DDP's average of
         the gradients is the gradient of the whole batch's mean."""
         mine = slice(self.rank, None, self.world)
-        if self.model.config.dropout:   # masks of its own on each process, and the same again after a resume
-            torch.manual_seed((self.train_config.seed * 1_000_003 + self.step) * 4096 + self.rank)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
             _, mean = self.ddp(inputs[mine], targets[mine])
         share = (targets[mine] != IGNORE_INDEX).sum() / (targets != IGNORE_INDEX).sum()   # of the reply tokens
@@ -185,8 +202,7 @@ def weight_distance(run: str | Path, reference: str | Path) -> float:
     trained, other = (load_file(Path(path) / "model.safetensors") for path in (reference, run))
     config = read_run_config(reference)
     dtype = next(iter(trained.values())).dtype   # a float64 run starts from float64 weights, drawn differently
-    with torch.random.fork_rng(devices=[]), default_dtype(dtype):   # leaves the caller's random numbers as they were
-        torch.manual_seed(config["train"]["seed"])   # as Trainer does before it builds the model
+    with seeded(config["train"]["seed"]), default_dtype(dtype):   # as Trainer builds the model
         start = TinyLM(ModelConfig.from_dict(config["model"])).state_dict()
 
     def flat(tensors: dict) -> torch.Tensor:   # one vector, with the tied head once, as the file keeps it

@@ -2,20 +2,23 @@
 
 # %% auto #0
 __all__ = ['TEMPERATURE', 'TOP_K', 'TOP_P', 'MAX_NEW_TOKENS', 'load_model', 'apply_temperature', 'top_k_filter', 'top_p_filter',
-           'sampling_probs', 'next_token', 'check_settings', 'generate_ids', 'ChatModel', 'load', 'Conversation']
+           'sampling_probs', 'next_token', 'Sampling', 'model_step', 'decode', 'generate_ids', 'ChatModel', 'load',
+           'Conversation']
 
 # %% ../chapters/06_generation.ipynb #6f9408b2
 import codecs
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from .data import END
+from .data import END, Character
 from .model import ModelConfig, TinyLM
 from .tokenizer import Tokenizer
-from .train import REPLY_TOKENS, fit_prompt, load_weights, pick_device, read_run_config, run_path
+from .runs import load_weights, pick_device, read_run_config, run_character, run_path
+from .train import REPLY_TOKENS, fit_prompt
 
 # %% ../chapters/06_generation.ipynb #1a11873d
 def load_model(run_dir: str | Path, device: str | None = None) -> tuple[TinyLM, Tokenizer]:
@@ -67,59 +70,96 @@ def next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None
     return int(torch.multinomial(sampling_probs(logits, temperature, top_k, top_p), 1, generator=generator))
 
 
-def check_settings(temperature: float, top_k: int | None, top_p: float | None, max_new_tokens: int):
-    "Reject sampling settings that make no sense, with a message that says which."
-    if not temperature >= 0:
-        raise ValueError(f"temperature must be 0 (greedy) or more, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be at least 1 (or None for no limit), got {top_k}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1] (or None for no limit), got {top_p}")
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-
-# %% ../chapters/06_generation.ipynb #dda8ef59
-@torch.no_grad()
-def generate_ids(model: TinyLM, prompt: list[int], max_new_tokens: int = 64, stop_id: int | None = None,
-                 banned_ids: list[int] = (), temperature: float = 1.0, top_k: int | None = None,
-                 top_p: float | None = None, seed: int | None = None, use_cache: bool = True) -> Iterator[int]:
-    "Yield up to max_new_tokens new token ids after `prompt`, stopping early at `stop_id` (not yielded)."
-    check_settings(temperature, top_k, top_p, max_new_tokens)
-    if len(prompt) + max_new_tokens > model.config.context_length:
-        raise ValueError(f"{len(prompt)} prompt tokens + {max_new_tokens} new ones do not fit in the context "
-                         f"of {model.config.context_length}")
-    device = next(model.parameters()).device
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    caches = model.new_kv_caches() if use_cache else None
-    banned = torch.tensor(banned_ids, dtype=torch.long, device="cpu")   # indexes the logits, once on the CPU
-    ids, new = list(prompt), list(prompt)
-    for _ in range(max_new_tokens):
-        logits, _ = model(torch.tensor([new if use_cache else ids], device=device), kv_caches=caches)
-        logits = logits[0, -1].float().cpu()
-        logits[banned] = float("-inf")
-        token = next_token(logits, temperature, top_k, top_p, generator)
-        if token == stop_id:
-            return
-        yield token
-        ids.append(token)
-        new = [token]
-
-# %% ../chapters/06_generation.ipynb #9ea95184
-TEMPERATURE, TOP_K, TOP_P = 0.7, 40, 0.95   # the defaults, chosen below
+TEMPERATURE, TOP_K, TOP_P = 0.7, 40, 0.95   # the defaults, chosen below ("How the settings change Finn")
 MAX_NEW_TOKENS = REPLY_TOKENS              # Finn's longest reply (chapter 5): the room training leaves too
 
 
-class ChatModel:
-    "A trained model and its tokenizer, ready to chat: `reply(text)`, `stream(text)`, `conversation()`."
+@dataclass(frozen=True)
+class Sampling:
+    """How a reply is drawn: the one set of settings that chat, evaluation, the ONNX chat, the command line and
+    the exported configs use. Settings that make no sense are rejected when made, with a message that says which."""
+    temperature: float = TEMPERATURE   # 0 is greedy
+    top_k: int | None = TOP_K          # None: no limit
+    top_p: float | None = TOP_P        # None: no limit
+    max_new_tokens: int = MAX_NEW_TOKENS
 
-    def __init__(self, model: TinyLM, tok: Tokenizer):
-        self.model, self.tok = model.eval(), tok
+    def __post_init__(self):
+        if not self.temperature >= 0:
+            raise ValueError(f"temperature must be 0 (greedy) or more, got {self.temperature}")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be at least 1 (or None for no limit), got {self.top_k}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1] (or None for no limit), got {self.top_p}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+
+# %% ../chapters/06_generation.ipynb #dda8ef59
+def model_step(model: TinyLM, use_cache: bool = True) -> Callable[[list[list[int]]], torch.Tensor]:
+    "`model` as `decode`'s step: new ids (B, T) in, their logits (B, T, vocab) out; with a KV cache, or re-reading all."
+    device, caches, seen = next(model.parameters()).device, model.new_kv_caches() if use_cache else None, None
+
+    def step(new: list[list[int]]) -> torch.Tensor:
+        nonlocal seen
+        new = torch.tensor(new, device=device)
+        if use_cache:
+            return model(new, kv_caches=caches)[0]
+        seen = new if seen is None else torch.cat([seen, new], dim=1)
+        return model(seen)[0][:, -new.size(1):]
+    return step
+
+
+@torch.no_grad()
+def decode(step: Callable[[list[list[int]]], torch.Tensor], prompts: list[list[int]], sampling: Sampling,
+           context_length: int, stop_id: int | None = None, banned_ids: list[int] = (),
+           seeds: list[int | None] | None = None) -> Iterator[list[int | None]]:
+    """The decoding loop, for a batch of prompts of one length: yields the token each row draws at each step,
+    None once the row has drawn `stop_id` (which is not part of the reply), until every row has stopped or
+    `sampling.max_new_tokens` steps are done. Row i draws from its own generator, seeded with seeds[i]."""
+    if len({len(p) for p in prompts}) != 1:
+        raise ValueError("decode takes prompts of one length (a batch without padding)")
+    if len(prompts[0]) + sampling.max_new_tokens > context_length:
+        raise ValueError(f"{len(prompts[0])} prompt tokens + {sampling.max_new_tokens} new ones do not fit in the "
+                         f"context of {context_length}")
+    generators = [None if s is None else torch.Generator().manual_seed(s) for s in seeds or [None] * len(prompts)]
+    banned = torch.tensor(banned_ids, dtype=torch.long, device="cpu")   # indexes the logits, once, on the CPU
+    new, stopped = prompts, [False] * len(prompts)
+    for _ in range(sampling.max_new_tokens):
+        logits = step(new)[:, -1].float().cpu()
+        logits[:, banned] = float("-inf")
+        if sampling.temperature == 0:
+            drawn = logits.argmax(-1).tolist()
+        else:   # next_token's distribution, for all rows at once; then each row draws with its own generator
+            probs = sampling_probs(logits, sampling.temperature, sampling.top_k, sampling.top_p)
+            drawn = [int(torch.multinomial(row, 1, generator=g)) for row, g in zip(probs, generators)]
+        stopped = [done or token == stop_id for done, token in zip(stopped, drawn)]
+        yield [None if done else token for done, token in zip(stopped, drawn)]
+        if all(stopped):
+            return
+        new = [[token] for token in drawn]   # a stopped row keeps its place in the batch; its tokens are ignored
+
+
+def generate_ids(model: TinyLM, prompt: list[int], sampling: Sampling = Sampling(), stop_id: int | None = None,
+                 banned_ids: list[int] = (), seed: int | None = None, use_cache: bool = True) -> Iterator[int]:
+    "Yield up to sampling.max_new_tokens new token ids after one prompt, stopping early at `stop_id` (not yielded)."
+    for [token] in decode(model_step(model, use_cache), [prompt], sampling, model.config.context_length,
+                          stop_id, banned_ids, [seed]):
+        if token is None:
+            return
+        yield token
+
+# %% ../chapters/06_generation.ipynb #9ea95184
+class ChatModel:
+    "A trained model, its tokenizer and the character it plays, ready to chat: `reply(text)`, `stream(text)`, `conversation()`."
+
+    def __init__(self, model: TinyLM, tok: Tokenizer, character: Character | None = None):
+        self.model, self.tok, self.character = model.eval(), tok, character
+        self.name = character.name.capitalize() if character else "the model"   # who speaks, in messages
         self.end_id = tok.special_tokens[END]
         # every special token but <|end|>, and the ids the model has beyond the tokenizer's vocabulary
         self.banned_ids = sorted(set(tok.special_tokens.values()) - {self.end_id}
                                  | set(range(len(tok), model.config.vocab_size)))
 
-    def prompt_ids(self, messages: list[dict[str, str]], max_new_tokens: int) -> list[int]:
+    def prompt_ids(self, messages: list[dict[str, str]], max_new_tokens: int = MAX_NEW_TOKENS) -> list[int]:
         "The chat prompt for `messages`, fitted as training fits it (`fit_prompt`): oldest exchanges first, then the message."
         budget = self.model.config.context_length - max_new_tokens
         if budget < 8:
@@ -130,30 +170,48 @@ class ChatModel:
         message = self.tok.encode_chat(messages[-1:], add_generation_prompt=True)
         ids = sum(fit_prompt([*earlier, message], budget), [])
         if len(message) > budget:
-            warnings.warn(f"the message is {len(message) - 3} tokens long; Finn reads only its last {budget - 3}",
-                          stacklevel=3)
+            warnings.warn(f"the message is {len(message) - 3} tokens long; {self.name} reads only its last "
+                          f"{budget - 3}", stacklevel=3)
         return ids
 
-    def stream(self, text: str, seed: int | None = None, temperature: float = TEMPERATURE,
-               top_k: int | None = TOP_K, top_p: float | None = TOP_P, max_new_tokens: int = MAX_NEW_TOKENS,
-               history: list[dict[str, str]] = ()) -> Iterator[str]:
-        "The reply to `text` (after the earlier messages in `history`), yielded piece by piece as it is generated."
+    def step(self) -> Callable[[list[list[int]]], torch.Tensor]:
+        "A fresh `decode` step with its own KV cache (chapter 10's ONNX chat runs a graph instead)."
+        return model_step(self.model)
+
+    def generate(self, prompts: list[list[int]], sampling: Sampling = Sampling(),
+                 seeds: list[int | None] | None = None) -> list[tuple[list[int], bool]]:
+        "(reply ids, ended) for prompts of one length, decoded as one batch; row i as `seeds[i]` gives it alone."
+        replies, ended = [[] for _ in prompts], [False] * len(prompts)
+        for drawn in decode(self.step(), prompts, sampling, self.model.config.context_length, self.end_id,
+                            self.banned_ids, seeds):
+            for row, token in enumerate(drawn):
+                if token is None:
+                    ended[row] = True
+                else:
+                    replies[row].append(token)
+        return list(zip(replies, ended))
+
+    def stream(self, text: str, seed: int | None = None, history: list[dict[str, str]] = (),
+               **settings) -> Iterator[str]:
+        """The reply to `text` (after the earlier messages in `history`), yielded piece by piece as it is generated.
+        `settings` are `Sampling`'s (temperature, top_k, top_p, max_new_tokens); those not given are its defaults."""
+        sampling = Sampling(**settings)
         if not text.strip():
-            raise ValueError("say something: Finn cannot answer an empty message")
-        prompt = self.prompt_ids([*history, {"role": "user", "content": text}], max_new_tokens)
+            raise ValueError(f"say something: {self.name} cannot answer an empty message")
+        prompt = self.prompt_ids([*history, {"role": "user", "content": text}], sampling.max_new_tokens)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        for token in generate_ids(self.model, prompt, max_new_tokens, self.end_id, self.banned_ids,
-                                  temperature, top_k, top_p, seed):
+        for [token] in decode(self.step(), [prompt], sampling, self.model.config.context_length, self.end_id,
+                              self.banned_ids, [seed]):
+            if token is None:
+                break
             if piece := decoder.decode(self.tok.token_bytes(token)):
                 yield piece
         if tail := decoder.decode(b"", final=True):
             yield tail
 
-    def reply(self, text: str, seed: int | None = None, temperature: float = TEMPERATURE,
-              top_k: int | None = TOP_K, top_p: float | None = TOP_P, max_new_tokens: int = MAX_NEW_TOKENS,
-              history: list[dict[str, str]] = ()) -> str:
-        "Finn's whole reply to `text`. Same seed and settings, same reply; temperature=0 is greedy."
-        return "".join(self.stream(text, seed, temperature, top_k, top_p, max_new_tokens, history))
+    def reply(self, text: str, seed: int | None = None, history: list[dict[str, str]] = (), **settings) -> str:
+        "The whole reply to `text`. Same seed and settings, same reply; temperature=0 is greedy."
+        return "".join(self.stream(text, seed, history, **settings))
 
     def conversation(self, **settings) -> "Conversation":
         "A multi-turn chat that remembers as much of the past as fits in the context."
@@ -162,19 +220,19 @@ class ChatModel:
 
 def load(run_dir: str | Path, device: str | None = None) -> ChatModel:
     "A run directory or a shipped reference run, ready to chat: `load('finn').reply('hi')`. Also `tinyllm.load`."
-    return ChatModel(*load_model(run_dir, device))
+    return ChatModel(*load_model(run_dir, device), run_character(run_path(run_dir)))
 
 # %% ../chapters/06_generation.ipynb #ebc50b62
 class Conversation:
     "A multi-turn chat with a `ChatModel`; it keeps the history, and the model sees as much of it as fits."
 
     def __init__(self, chat_model: ChatModel, **settings):
-        self.chat_model, self.settings, self.messages = chat_model, settings, []
+        self.chat_model, self.sampling, self.messages = chat_model, Sampling(**settings), []
         self.forgetting = False   # has the history outgrown the prompt yet? (said once, when it first does)
 
     def _note_forgetting(self, text: str, stacklevel: int):
         "Warn, the first time only, that the conversation no longer fits in the prompt and the oldest part is dropped."
-        room = self.chat_model.model.config.context_length - self.settings.get("max_new_tokens", MAX_NEW_TOKENS)
+        room = self.chat_model.model.config.context_length - self.sampling.max_new_tokens
         asked = [*self.messages, {"role": "user", "content": text}]
         if not self.forgetting and len(asked) > 1 and len(self.chat_model.tok.encode_chat(asked, True)) > room:
             self.forgetting = True
@@ -188,7 +246,7 @@ class Conversation:
 
     def _pieces(self, text: str, seed: int | None) -> Iterator[str]:
         pieces = []
-        for piece in self.chat_model.stream(text, seed, history=self.messages, **self.settings):
+        for piece in self.chat_model.stream(text, seed, self.messages, **asdict(self.sampling)):
             pieces.append(piece)
             yield piece
         self.messages += [{"role": "user", "content": text}, {"role": "assistant", "content": "".join(pieces)}]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .model import TinyLM
+from .model import Activations, TinyLM
 from .tokenizer import Tokenizer
 
 # %% ../chapters/07_inside.ipynb #0406f1de
@@ -39,18 +39,10 @@ class Trace:
 
 @torch.no_grad()
 def trace(model: TinyLM, ids: list[int]) -> Trace:
-    "Run `model` on one sequence step by step, as TinyLM.forward does, keeping what it throws away."
-    ids = torch.as_tensor(ids, device=model.head.weight.device).reshape(1, -1)
-    positions = torch.arange(ids.size(1), device=ids.device)
-    x = model.token_embedding(ids) + model.position_embedding(positions)
-    residuals, attention = [x[0]], []
-    for block in model.blocks:
-        out, weights = block.attention(block.norm1(x), return_weights=True)
-        x = x + out
-        x = x + block.feed_forward(block.norm2(x))
-        residuals.append(x[0])
-        attention.append(weights[0])
-    return Trace(torch.stack(residuals), torch.stack(attention))
+    "Run `model` on one sequence, keeping what its forward pass usually throws away (chapter 4's `Activations`)."
+    kept = Activations()
+    model(torch.as_tensor(ids, device=model.head.weight.device).reshape(1, -1), activations=kept)
+    return Trace(torch.cat(kept.residuals), torch.cat(kept.attention))   # the batch of one dropped
 
 # %% ../chapters/07_inside.ipynb #bcb9b0b4
 def attention_maps(model: TinyLM, ids: list[int]) -> torch.Tensor:

@@ -24,9 +24,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import tinyllm
-from tinyllm.data import load_character
-from tinyllm.train import (REFERENCE_RUNS, TRAIN_PRESETS, data_fingerprint, is_finished, load_data, read_run_config,
-                           run_character, train_run)
+from tinyllm.data import atomic_folder, load_character
+from tinyllm.runs import REFERENCE_RUNS, data_fingerprint, is_finished, load_data, read_run_config, run_character
+from tinyllm.train import TRAIN_PRESETS, train_run
 
 NAMES = ("finn", "mochi")   # a shipped character's name is its reference run's name
 COPIED = ("config.json", "tokenizer.json", "train_log.jsonl", "character.yaml")
@@ -42,25 +42,19 @@ def pack(run_dir: Path, name: str) -> dict:
     fingerprint = data_fingerprint(load_data(source, character))
     if config["data"] != source and data_fingerprint(load_data(config["data"], character)) != fingerprint:
         raise ValueError(f"{run_dir} was not trained on {name}'s conversations (60,000, seed 0)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{name}-"))
-    staging.chmod(0o755)   # mkdtemp makes it private; package data is read by everyone
-    weights = load_file(str(run_dir / "model.safetensors"))
-    save_file({key: tensor.half() for key, tensor in weights.items()}, str(staging / "model.safetensors"))
-    (staging / "model.safetensors").chmod(0o644)
-    for file in COPIED:
-        shutil.copy(run_dir / file, staging / file)
-    saved = json.loads((staging / "config.json").read_text())   # a run on a saved copy of the data names
-    saved["data"] = source                                         # its folder; the generator makes it again
-    (staging / "config.json").write_text(json.dumps(saved, indent=2) + "\n")
     record = {"name": name, "preset": "cpu", "seed": 0, "steps": config["step"], "weights": "float16",
               "data_fingerprint": fingerprint,
               "tokenizer_sha1": hashlib.sha1((run_dir / "tokenizer.json").read_bytes()).hexdigest(),
               "tinyllm_version": tinyllm.__version__, "torch_version": torch.__version__.split("+")[0]}
-    (staging / "reference.json").write_text(json.dumps(record, indent=2) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    staging.rename(out)
+    with atomic_folder(out) as staging:
+        weights = load_file(str(run_dir / "model.safetensors"))
+        save_file({key: tensor.half() for key, tensor in weights.items()}, str(staging / "model.safetensors"))
+        for file in COPIED:
+            shutil.copy(run_dir / file, staging / file)
+        saved = json.loads((staging / "config.json").read_text())   # a run on a saved copy of the data names
+        saved["data"] = source                                         # its folder; the generator makes it again
+        (staging / "config.json").write_text(json.dumps(saved, indent=2) + "\n")
+        (staging / "reference.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
 
 
