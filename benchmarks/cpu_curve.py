@@ -21,7 +21,7 @@ from dataclasses import asdict, replace
 
 import torch
 
-from tinyllm.data import FINN, normalize, training_questions
+from tinyllm.data import load_character, normalize, training_questions
 from tinyllm.evaluate import fresh_prompts
 from tinyllm.generate import ChatModel
 from tinyllm.model import ModelConfig
@@ -31,6 +31,8 @@ from tinyllm.train import (TRAIN_PRESETS, Trainer, greedy_in_character_rate, in_
                            topic_classifier)
 
 from budget import BUDGET_SECONDS, SLOW_MACHINE_GFLOPS, SLOW_YARDSTICK_RUN, YARDSTICK, yardstick_trainer
+
+FINN = load_character("finn")
 
 YARDSTICK_NAME = "900 x 32, output layer everywhere"
 SEEDS = (0, 1, 2)   # for the preset and the yardstick, whose times decide the budget; half and twice the steps: seed 0
@@ -47,8 +49,9 @@ def hand_written_rates(chat: ChatModel, data) -> tuple[float, float]:
         return [{"role": role, "content": rows[column][j]} for j in picks
                 for role, column in (("user", "input"), ("assistant", "output"))]
 
-    alone = sum(in_character(chat.reply(q, temperature=0), t, classify) for q, t in questions)
-    after = sum(in_character(chat.reply(q, temperature=0, history=two_exchanges()), t, classify) for q, t in questions)
+    alone = sum(in_character(chat.reply(q, temperature=0), t, classify, FINN) for q, t in questions)
+    after = sum(in_character(chat.reply(q, temperature=0, history=two_exchanges()), t, classify, FINN)
+                for q, t in questions)
     return alone / len(questions), after / len(questions)
 
 
@@ -64,7 +67,7 @@ def point(recipe_name: str, recipe, seed: int) -> dict:
         trainer = Trainer(ModelConfig.preset("cpu", len(tok)), replace(recipe, seed=seed), tok, data, "cpu", source)
     trainer.fit(progress=False)
     seconds = time.perf_counter() - start
-    held_out = greedy_in_character_rate(trainer.model, tok, data)
+    held_out = greedy_in_character_rate(trainer.model, tok, data, FINN)
     alone, after_two = hand_written_rates(ChatModel(trainer.model, tok), data)
     return {"recipe": recipe_name, "seed": seed, "steps": recipe.steps, "seconds": round(seconds, 1),
             "held_out_in_character": round(held_out["in_character"], 4),

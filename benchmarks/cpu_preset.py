@@ -51,7 +51,7 @@ def main():
     seconds = time.perf_counter() - start
     after, _ = slow_machine_factor(finn_tok, finn)
     factor = (before + after) / 2
-    score = greedy_in_character_rate(trainer.model, trainer.tok, data)
+    score = greedy_in_character_rate(trainer.model, trainer.tok, data, trainer.character)
     print(f"{trainer.model.num_params() / 1e6:.1f}M parameters, {trainer.step} steps x {trainer.train_config.batch_size}: "
           f"{seconds:.0f} s end to end here ({matmul_gflops():,.0f} GFLOP/s on a large matmul), "
           f"validation loss {trainer.log[-1]['val_loss']:.3f}")

@@ -9,8 +9,10 @@ import random
 
 from datasets import Dataset, DatasetDict
 
-from tinyllm.data import FINN, generate_conversations
+from tinyllm.data import generate_conversations, load_character
 from timing import median_time
+
+FINN = load_character("finn")
 
 N, REPEATS, BUDGET_S = 60_000, 5, 3.0
 

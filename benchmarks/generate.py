@@ -4,7 +4,8 @@ All three generate 64 new tokens after a 16-token prompt, sampling (T = 0.7, top
 the same seed, on models with the `cpu` and `t4` presets' shapes (random weights: speed does
 not depend on what the model knows; no stop token, so every run makes all 64 tokens).
 
-- cached: `generate_ids`, which feeds one new token per step and keeps keys and values;
+- cached: `generate_ids` (chapter 6's `decode` with `model_step`), which feeds one new token per step and keeps
+  keys and values;
 - uncached: `generate_ids(use_cache=False)`, which runs the whole sequence every step;
 - baseline: a loop written the way the original fish model generates: the whole sequence
   every step, a full-vocabulary softmax and top-k by sorting, and `.item()` on each token.
@@ -14,7 +15,7 @@ Prints tokens per second and the ratios cached / uncached and cached / baseline.
 import torch
 
 from timing import median_time
-from tinyllm.generate import generate_ids
+from tinyllm.generate import Sampling, generate_ids
 from tinyllm.model import ModelConfig, TinyLM
 from tinyllm.tokenizer import VOCAB_SIZE
 
@@ -40,9 +41,9 @@ def main():
         torch.manual_seed(0)
         model = TinyLM(ModelConfig.preset(preset, VOCAB_SIZE)).eval()
         prompt = torch.randint(0, VOCAB_SIZE, (PROMPT_TOKENS,)).tolist()
-        sample = dict(temperature=0.7, top_k=40, seed=0)
-        runs = {"cached": lambda: list(generate_ids(model, prompt, NEW_TOKENS, **sample)),
-                "uncached": lambda: list(generate_ids(model, prompt, NEW_TOKENS, use_cache=False, **sample)),
+        sample = Sampling(temperature=0.7, top_k=40, top_p=None, max_new_tokens=NEW_TOKENS)   # as the baseline
+        runs = {"cached": lambda: list(generate_ids(model, prompt, sample, seed=0)),
+                "uncached": lambda: list(generate_ids(model, prompt, sample, seed=0, use_cache=False)),
                 "baseline": lambda: baseline(model, prompt, 0)}
         speed = {name: NEW_TOKENS / median_time(fn, REPEATS, warmup=True)[0] for name, fn in runs.items()}
         print(f"{preset:>3} preset: " + ", ".join(f"{name} {s:,.0f} tokens/s" for name, s in speed.items())

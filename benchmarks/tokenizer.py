@@ -11,7 +11,8 @@ import os
 from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as HFTokenizer
 
-from tinyllm.data import chat_text, generate_conversations
+from tinyllm.chat_format import chat_text
+from tinyllm.data import generate_conversations
 from tinyllm.tokenizer import PATTERN, SPECIAL_TOKENS, VOCAB_SIZE, Tokenizer
 from timing import median_time
 

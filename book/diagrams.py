@@ -12,19 +12,18 @@ Which chapter uses which diagram:
     chapter 3  causal_attention   the T x T weight matrix under the causal mask
     chapter 3  multi_head         fused q, k, v projection, 4 heads of 64, concatenate, project
     chapter 4  transformer_block  the pre-norm block and its residual stream
-    chapter 4  whole_model        embeddings -> 4 blocks -> final LayerNorm -> tied head -> logits
+    chapter 4  whole_model        embeddings -> the cpu preset's blocks -> final LayerNorm -> tied head -> logits
     chapter 5  training_step      one step of the training loop, as a cycle
     chapter 6  kv_cache           generation with a key/value cache, step by step
     chapter 7  logit_lens         reading the residual stream after every layer
     chapter 10 onnx_step          the model as one ONNX graph, its KV cache as inputs and outputs
     chapter 11 data_parallel      one training step on two processes: half a batch each, one all-reduce
 
-Every number a diagram shows is read from the library below, or is one of the illustrative literals
-after it; a change to the code shows in the diagrams at the next `make diagrams` (and
+The course's numbers (sizes, recipe, markers, shares) are read from the library below; the rest are
+illustrative literals after them (a sentence, made-up attention weights); a change to the code shows in the diagrams at the next `make diagrams` (and
 tests/test_diagrams.py fails while a committed picture is stale). One style for all: the palette of PALETTE, the
 font sizes of TITLE/TEXT/SMALL, boxes and arrows from the few helpers under "Drawing helpers".
 """
-import inspect
 import io
 import math
 import sys
@@ -46,13 +45,12 @@ OUT = ROOT / "tinyllm" / "images"   # package data: tinyllm.book.diagram(name) s
 sys.path.insert(0, str(ROOT))        # the repository's tinyllm, installed or not
 
 # chapters 1, 3, 4 and 5: the course as the library defines it
-from tinyllm.data import (ASSISTANT, END, TEST_SHARE, UNSEEN_SHARE, USER, VALIDATION_SHARE,  # noqa: E402
-                          generate_conversations)
+from tinyllm.chat_format import ASSISTANT, END, USER  # noqa: E402
+from tinyllm.data import N_CONVERSATIONS, TEST_SHARE, UNSEEN_SHARE, VALIDATION_SHARE  # noqa: E402
 from tinyllm.model import IGNORE_INDEX, PRESETS  # noqa: E402
 from tinyllm.tokenizer import VOCAB_SIZE  # noqa: E402
 from tinyllm.train import TRAIN_PRESETS  # noqa: E402
 
-N_CONVERSATIONS = inspect.signature(generate_conversations).parameters["n"].default
 HELD_OUT_SHARE = UNSEEN_SHARE                    # a held-out wording: test only
 D_MODEL, N_HEADS, D_FF, N_LAYERS, CONTEXT_LENGTH = (PRESETS["cpu"][key] for key in
                                                     ("d_model", "n_heads", "d_ff", "n_layers", "context_length"))

@@ -228,7 +228,7 @@ def test_chat_page_keeps_the_conversation_as_python_does(chat_page, finn, chat_q
 
 
 def test_chat_page_tokenizer_gives_our_ids(chat_page, finn, test_rows):
-    from tinyllm.data import chat_messages
+    from tinyllm.chat_format import chat_messages
 
     texts = sorted({text for row in test_rows for text in [*row["history"], row["input"], row["output"]]})
     texts += TYPED + ["  two  spaces\tand a tab\n", "it's, IT'S, don't", "12345.678", "\u00a0nbsp"]
@@ -237,6 +237,24 @@ def test_chat_page_tokenizer_gives_our_ids(chat_page, finn, test_rows):
     messages = chat_messages(test_rows[0])
     assert chat_page.page.evaluate("m => window.tinyllm.chat.tokenizer.encodeChat(m, true)", messages) == \
         finn.tok.encode_chat(messages, add_generation_prompt=True)
+
+
+def test_chat_page_fits_a_conversation_into_the_prompt_as_python_does(chat_page, finn, test_rows):
+    "The page's prompt rule is chapter 5's fit_prompt, as chat uses it: the same ids, short or long, history or not."
+    from tinyllm.chat_format import chat_messages
+
+    conversations = [chat_messages(row)[:-1] for row in test_rows[:40]]   # up to the user's last message
+    long_history = [m for row in test_rows[:12] for m in chat_messages(row)[-2:]]
+    conversations += [long_history + [{"role": "user", "content": "and now?"}],
+                      [{"role": "user", "content": "blub " * 200}],
+                      long_history + [{"role": "user", "content": "hi " * 150}]]
+    for max_new_tokens in (40, 64):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # the overlong message's warning; the page says it as a note
+            ours = [finn.prompt_ids(messages, max_new_tokens) for messages in conversations]
+        page = chat_page.page.evaluate("([all, n]) => all.map(m => window.tinyllm.chat.promptIds(m, n))",
+                                       [conversations, max_new_tokens])
+        assert page == ours
 
 
 def test_chat_page_samples_by_its_seed_and_refuses_an_empty_message(chat_page):

@@ -1,17 +1,21 @@
 """Chapter 9 and chapter 1's spec checks: a character is data, validated before it is generated."""
 import dataclasses
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tinyllm.characters import MOCHI
-from tinyllm.data import (FINN, SLOT, SPECS, Character, Topic, character_problems, character_yaml, check_character,
+from tinyllm.data import (SLOT, SPECS, Character, Topic, character_problems, character_yaml, check_character,
                           generate_conversations, lint, load_character)
 from tinyllm.evaluate import evaluate_run
 from tinyllm.runs import run_character
 
 from tiny_runs import tiny_trainer
+
+FINN = load_character("finn")
 
 
 def test_both_characters_pass_the_checks():
@@ -243,3 +247,17 @@ def test_character_yaml_reads_back_equal(tmp_path, character):
     path = tmp_path / f"{character.name}.yaml"
     path.write_text(character_yaml(character))
     assert load_character(path) == character
+
+
+def test_no_character_is_read_when_the_library_is_imported():
+    "Finn's spec is read when a function needs a character and was given none, not when a module is imported."
+    code = ("import pathlib\n"
+            "read, original = [], pathlib.Path.read_text\n"
+            "pathlib.Path.read_text = lambda self, *a, **k: read.append(self.name) or original(self, *a, **k)\n"
+            "import tinyllm.data, tinyllm.train, tinyllm.generate, tinyllm.evaluate, tinyllm.export\n"
+            "print(sorted(name for name in read if name.endswith('.yaml')))\n"
+            "tinyllm.data.generate_conversations(1_000)\n"
+            "print(sorted(name for name in read if name.endswith('.yaml')))")
+    at_import, when_asked = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                           check=True).stdout.splitlines()
+    assert at_import == "[]" and when_asked == "['finn.yaml']"

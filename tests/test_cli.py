@@ -5,9 +5,11 @@ import pytest
 
 from tinyllm.cli import main
 from tinyllm.characters import MOCHI
-from tinyllm.data import FINN, MIN_CONVERSATIONS, SPECS, generate_conversations, load_conversations
+from tinyllm.data import MIN_CONVERSATIONS, SPECS, generate_conversations, load_character, load_conversations
 
 from command_line import run_tinyllm as run
+
+FINN = load_character("finn")
 
 pytestmark = pytest.mark.slow   # every command starts Python and PyTorch afresh
 

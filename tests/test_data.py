@@ -11,11 +11,13 @@ from datasets import Dataset, DatasetDict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyllm.data import (ASSISTANT, EARLIER_EXCHANGES, END, FINN, MIN_CONVERSATIONS, TYPO_RATE, USER, Slots,
-                          atomic_folder, character_problems, character_yaml, chat_text, conversation, dressed_forms, format_chat,
-                          generate_conversations, held_out_asks, lint, load_character, load_conversations, misspell,
-                          normalize, reply_problems, save_conversations, seen_in_training, training_questions,
-                          unseen_questions, words)
+from tinyllm.chat_format import ASSISTANT, END, USER, chat_text, format_chat
+from tinyllm.data import (EARLIER_EXCHANGES, MIN_CONVERSATIONS, TYPO_RATE, Slots, atomic_folder, character_problems,
+                          character_yaml, conversation, dressed_forms, generate_conversations, held_out_asks, lint,
+                          load_character, load_conversations, misspell, normalize, reply_problems, save_conversations,
+                          seen_in_training, training_questions, unseen_questions, words)
+
+FINN = load_character("finn")
 
 # The issue's list of subjects Finn must be able to talk about, mapped to topic names.
 REQUIRED_TOPICS = """greeting goodbye thanks feelings hot_water cold_water food light water_quality tank
@@ -242,13 +244,13 @@ def test_held_out_wordings_never_reach_training(rows):
 @settings(max_examples=15, deadline=None)
 @given(st.integers(0, 2**32 - 1))
 def test_any_seed_gives_clean_data(seed):
-    assert lint(generate_conversations(MIN_CONVERSATIONS * 2, seed=seed)) == []
+    assert lint(generate_conversations(MIN_CONVERSATIONS * 2, seed=seed), FINN) == []
 
 
 # --- the linter -----------------------------------------------------------------------------
 
 def test_linter_passes_generated_data(data):
-    assert lint(data) == []
+    assert lint(data, FINN) == []
 
 
 def broken(**columns) -> DatasetDict:
@@ -270,7 +272,7 @@ def broken(**columns) -> DatasetDict:
     ({"category": "fod"}, "unknown topic 'fod'"),
 ])
 def test_linter_catches_each_rule(columns, complaint):
-    problems = lint(broken(**columns))
+    problems = lint(broken(**columns), FINN)
     assert any(p.startswith("train[0]: ") and complaint in p for p in problems), problems
 
 
@@ -293,9 +295,9 @@ def test_words_are_lowercase_letters_digits_and_apostrophes():
 def test_linter_catches_leaks_and_missing_topics():
     base = generate_conversations(MIN_CONVERSATIONS, seed=1)
     leaked = DatasetDict(train=base["train"], validation=base["validation"], test=base["train"].select([5]))
-    assert any("also in train" in p for p in lint(leaked))
+    assert any("also in train" in p for p in lint(leaked, FINN))
     one_topic = base["train"].filter(lambda r: r["category"] == "food")
-    missing = lint(DatasetDict(train=one_topic))
+    missing = lint(DatasetDict(train=one_topic), FINN)
     assert sum("has no conversations" in p for p in missing) == len(FINN.topics) - 1
 
 

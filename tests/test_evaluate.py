@@ -9,8 +9,8 @@ import torch
 from datasets import DatasetDict
 
 import tinyllm
-from tinyllm.data import (FINN, character_yaml, generate_conversations, normalize, seen_in_training, unseen_questions,
-                          words)
+from tinyllm.data import (character_yaml, generate_conversations, load_character, normalize, seen_in_training,
+                          unseen_questions, words)
 from tinyllm.evaluate import (OFF_TOPIC, SCOREBOARD, VARIANTS, Reply, deflects, distinct_n, evaluate, evaluate_run,
                               format_problems, fresh_prompts, held_out_loss, repeats_ngram, sample_replies,
                               score_replies, scoreboard, topic_vocabulary, uses_vocabulary)
@@ -19,6 +19,8 @@ from tinyllm.model import TinyLM
 
 from command_line import run_tinyllm as run
 from tiny_runs import tiny_run
+
+FINN = load_character("finn")
 
 TINY_MODEL = dict(n_layers=2, d_model=64, n_heads=4, d_ff=128, context_length=128, dropout=0.0)
 FRACTIONS = ["format_ok", "persona", "topic_accuracy", "in_character", "copy_rate", "distinct_1", "distinct_2",
@@ -77,9 +79,9 @@ def test_topic_vocabulary_keeps_words_few_topics_use():
     (" ".join(["food"] * 41), True, "41 words"),
 ])
 def test_format_problems_name_each_rule(text, ended, problem):
-    problems = format_problems(reply(text, ended=ended))
+    problems = format_problems(reply(text, ended=ended), FINN)
     assert any(problem in p for p in problems), problems
-    assert format_problems(reply("blub. hi. i am by the glass.")) == []
+    assert format_problems(reply("blub. hi. i am by the glass."), FINN) == []
 
 
 def test_distinct_n_and_repetition():
@@ -93,7 +95,7 @@ def test_score_replies_counts_persona_only_for_well_formed_replies():
     vocabulary = {"greeting": {"hello"}}
     replies = [reply("hello. i am here."), reply("hello hello hello", ended=False), reply("i am here.")]
     scores = score_replies(replies, vocabulary, lambda text: "greeting" if "hello" in text else "food",
-                           training_replies={"i am here."})
+                           training_replies={"i am here."}, character=FINN)
     assert scores["format_ok"] == pytest.approx(2 / 3)
     assert scores["persona"] == pytest.approx(1 / 3)          # the never-ending one does not count
     assert scores["topic_accuracy"] == pytest.approx(2 / 3)
@@ -102,9 +104,9 @@ def test_score_replies_counts_persona_only_for_well_formed_replies():
 
 
 def test_deflection_needs_form_and_a_world_word():
-    assert deflects(Reply("what is 17 times 23?", "", "i do not know numbers. i know water.", True))
-    assert not deflects(Reply("what is 17 times 23?", "", "it is 391, i think.", True))
-    assert not deflects(Reply("what is 17 times 23?", "", "water water water", False))
+    assert deflects(Reply("what is 17 times 23?", "", "i do not know numbers. i know water.", True), FINN)
+    assert not deflects(Reply("what is 17 times 23?", "", "it is 391, i think.", True), FINN)
+    assert not deflects(Reply("what is 17 times 23?", "", "water water water", False), FINN)
     assert FINN.world_words and len(OFF_TOPIC) >= 10
 
 
@@ -120,10 +122,10 @@ def test_variants_change_the_message_but_keep_it_readable():
 
 
 def test_fresh_questions_ask_about_every_topic_and_stay_apart_from_chapter_1s():
-    prompts = fresh_prompts(seed=0)
+    prompts = fresh_prompts(FINN, seed=0)
     assert [topic for _, topic in prompts] == [t.name for t in FINN.topics for _ in range(3)]
     assert all(question and "{" not in question for question, _ in prompts), "every slot is filled in"
-    assert prompts == fresh_prompts(seed=0)
+    assert prompts == fresh_prompts(FINN, seed=0)
     slotted = dataclasses.replace(FINN, fresh_questions={"money": ["do you know what {human_thing} is?"]})
     filled = {fresh_prompts(slotted, seed=seed)[0][0] for seed in range(10)}
     assert len(filled) > 1 and not any("{" in q for q in filled), "slots are filled, following the seed"
@@ -137,7 +139,8 @@ def test_sampled_replies_are_reproducible_and_know_if_they_ended(trained, untrai
     first, again = sample_replies(trained, prompts, seed=3), sample_replies(trained, prompts, seed=3)
     assert first == again and len(first) == 5
     assert all(r.ended for r in first)                                    # the tiny run learnt to stop
-    assert not any(r.ended for r in sample_replies(untrained, prompts[:2], seed=0, sampling=Sampling(max_new_tokens=16)))
+    short = Sampling(max_new_tokens=16)
+    assert not any(r.ended for r in sample_replies(untrained, prompts[:2], seed=0, sampling=short))
 
 
 def test_batched_sampling_gives_each_prompt_the_reply_it_gets_alone(trained, data):
@@ -166,8 +169,8 @@ def test_held_out_loss_splits_seen_and_unseen(trained, data):
 
 
 def test_the_harness_tells_an_untrained_model_from_a_trained_one(trained, untrained, data):
-    good = evaluate(trained, data, n_prompts=20, seeds=(0, 1))
-    bad = evaluate(untrained, data, n_prompts=20, seeds=(0, 1))
+    good = evaluate(trained, data, FINN, n_prompts=20, seeds=(0, 1))
+    bad = evaluate(untrained, data, FINN, n_prompts=20, seeds=(0, 1))
     for scores in (good, bad):
         assert all(0 <= scores[k] <= 1 for k in FRACTIONS)
         assert all(scores[f"{k}_spread"] >= 0 for k in ["format_ok", "persona", "copy_rate"])
@@ -177,8 +180,8 @@ def test_the_harness_tells_an_untrained_model_from_a_trained_one(trained, untrai
 
 
 def test_evaluate_scores_fresh_questions_only_when_given(trained, data):
-    plain = evaluate(trained, data, n_prompts=5, seeds=(0,))
-    with_fresh = evaluate(trained, data, n_prompts=5, seeds=(0,), fresh=fresh_prompts()[:6])
+    plain = evaluate(trained, data, FINN, n_prompts=5, seeds=(0,))
+    with_fresh = evaluate(trained, data, FINN, n_prompts=5, seeds=(0,), fresh=fresh_prompts(FINN)[:6])
     assert "fresh_in_character" not in plain and 0 <= with_fresh["fresh_in_character"] <= 1
     assert with_fresh["in_character"] == plain["in_character"], "the fresh questions leave the other scores alone"
 
@@ -187,9 +190,9 @@ def test_fresh_questions_the_data_contains_are_not_scored_as_fresh(trained, data
     "A fresh question that happens to be a training question tests memory: the fresh row leaves it out."
     train = data["train"].to_dict()
     seen = [(train["input"][i].upper(), train["category"][i]) for i in range(3)]   # the same words, another case
-    assert "fresh_in_character" not in evaluate(trained, data, n_prompts=5, seeds=(0,), fresh=seen)
-    mixed = evaluate(trained, data, n_prompts=5, seeds=(0,), fresh=seen + fresh_prompts()[:6])
-    alone = evaluate(trained, data, n_prompts=5, seeds=(0,), fresh=fresh_prompts()[:6])
+    assert "fresh_in_character" not in evaluate(trained, data, FINN, n_prompts=5, seeds=(0,), fresh=seen)
+    mixed = evaluate(trained, data, FINN, n_prompts=5, seeds=(0,), fresh=seen + fresh_prompts(FINN)[:6])
+    alone = evaluate(trained, data, FINN, n_prompts=5, seeds=(0,), fresh=fresh_prompts(FINN)[:6])
     assert mixed["fresh_in_character"] == alone["fresh_in_character"]
 
 
@@ -220,7 +223,7 @@ def test_evaluate_run_judges_a_run_by_its_own_character(run_dir, data, tmp_path,
 
 def test_evaluate_rejects_no_seeds(trained, data):
     with pytest.raises(ValueError, match="seed"):
-        evaluate(trained, data, seeds=())
+        evaluate(trained, data, FINN, seeds=())
 
 
 def test_scoreboard_has_a_row_per_measure_taken_and_a_column_per_model():

@@ -17,7 +17,8 @@ import torch
 import transformers
 
 from tinyllm.cli import main
-from tinyllm.data import chat_messages, generate_conversations
+from tinyllm.chat_format import chat_messages
+from tinyllm.data import generate_conversations
 from tinyllm.export import (CHAT_TEMPLATE, CachedStep, OnnxChat, export_hf, export_onnx, export_web, gpt2_config,
                             gpt2_name, quiet, require, to_gpt2_state_dict, web_model_data)
 from tinyllm.generate import MAX_NEW_TOKENS, TEMPERATURE, TOP_P, Sampling, generate_ids, load

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 import tinyllm
 from tinyllm.data import generate_conversations
 from tinyllm.generate import (MAX_NEW_TOKENS, TEMPERATURE, TOP_K, TOP_P, ChatModel, Sampling, apply_temperature,
-                              generate_ids, next_token, top_k_filter, top_p_filter)
+                              decode, generate_ids, model_step, next_token, top_k_filter, top_p_filter)
 from tinyllm.model import ModelConfig, TinyLM
 
 from command_line import run_tinyllm
@@ -289,3 +289,13 @@ def test_training_and_chat_fit_a_conversation_into_the_context_the_same_way(finn
     assert checked > len(examples) / 2 and (forgot > 0 or context == 128), "the smaller contexts forget, as a chat does"
     greeted = [{"role": "assistant", "content": "blub. hello."}, {"role": "user", "content": "hi"}]   # an odd history
     assert small.prompt_ids(greeted, MAX_NEW_TOKENS) == finn.tok.encode_chat(greeted, add_generation_prompt=True)
+
+
+@pytest.mark.parametrize("prompts, seeds, message", [
+    ([], None, "one or more prompts"), ([[]], None, "not empty"), ([[1, 2], [3]], None, "of one length"),
+    ([[1, 2], [3, 4]], [0], "one seed per prompt"),
+])
+def test_decode_says_what_is_wrong_with_a_batch(finn, prompts, seeds, message):
+    with pytest.raises(ValueError, match=message):
+        next(decode(model_step(finn.model), prompts, Sampling(), finn.model.config.context_length, seeds=seeds))
+

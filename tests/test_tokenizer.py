@@ -1,11 +1,14 @@
 """Chapter 2: the byte-level BPE tokenizer (tinyllm/tokenizer.py)."""
 import json
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyllm.data import ASSISTANT, END, USER, chat_messages, chat_text, format_chat, generate_conversations
+from tinyllm.chat_format import ASSISTANT, END, USER, chat_messages, chat_text, format_chat
+from tinyllm.data import generate_conversations
 from tinyllm.tokenizer import (PATTERN, SPECIAL_TOKENS, VOCAB_SIZE, Tokenizer, chunks, count_pretokens,
                                pretokenize, train_merges, train_naive, train_tokenizer)
 
@@ -157,3 +160,11 @@ def test_hugging_face_tokenizers_gives_the_same_ids_on_every_training_text(tmp_p
     ours = [tok.encode_chat(chat_messages(r)) for r in data["test"]]   # earlier exchanges included
     assert [e.ids for e in hf.encode_batch(chats)] == ours
     assert hf.decode(ours[0], skip_special_tokens=False) == chats[0]
+
+
+def test_the_tokenizer_needs_only_the_chat_format():
+    "Importing the tokenizer loads the chat markers (tinyllm.chat_format), not chapter 1's generator or its data."
+    loaded = subprocess.run([sys.executable, "-c", "import sys, tinyllm.tokenizer; "
+                             "print(sorted(m for m in ('datasets', 'yaml', 'tinyllm.data') if m in sys.modules))"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"

@@ -7,15 +7,18 @@ import pytest
 import torch
 
 from tinyllm.characters import MOCHI
-from tinyllm.data import FINN, chat_text, generate_conversations, unseen_questions
+from tinyllm.chat_format import chat_text
+from tinyllm.data import generate_conversations, load_character, unseen_questions
 from tinyllm.model import IGNORE_INDEX, PRESETS, ModelConfig
 from tinyllm.tokenizer import PAD, Tokenizer, train_tokenizer
 from tinyllm.runs import pick_device, read_run_config, run_character
 from tinyllm.train import (REPLY_TOKENS, TRAIN_PRESETS, Example, TrainConfig, Trainer, collate, encode_conversations,
                            greedy_in_character_rate, in_character, learning_rate, length_buckets, fit_prompt,
-                           reply_loss, train_run)
+                           reply_loss, seeded, train_run)
 
 from command_line import run_tinyllm
+
+FINN = load_character("finn")
 
 TINY_MODEL = dict(n_layers=2, d_model=32, n_heads=4, d_ff=64, context_length=128, dropout=0.1)
 TINY_TRAIN = TrainConfig(steps=20, batch_size=16, lr=3e-3, min_lr=3e-4, warmup_steps=4, log_every=5,
@@ -185,6 +188,18 @@ def test_weight_decay_only_on_matrices(data, tok):
     decayed, free = t.optimizer.param_groups
     assert decayed["weight_decay"] > 0 and all(p.dim() >= 2 for p in decayed["params"])
     assert free["weight_decay"] == 0 and all(p.dim() < 2 for p in free["params"])
+
+
+def test_seeded_reseeds_only_the_generators_it_puts_back(monkeypatch):
+    "torch.manual_seed would reseed every GPU's generator for good; seeded must touch only what it restores."
+    def reseeded(*args):
+        raise AssertionError("seeded reseeded a generator it does not restore")
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", reseeded)
+    monkeypatch.setattr(torch.mps, "manual_seed", reseeded)
+    with seeded(5):
+        first = torch.rand(3)
+    with seeded(5):
+        assert torch.equal(torch.rand(3), first)
 
 
 def test_training_leaves_the_callers_random_numbers_alone(data, tok):

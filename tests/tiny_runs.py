@@ -3,10 +3,12 @@ from pathlib import Path
 
 import torch
 
-from tinyllm.data import FINN, Character
+from tinyllm.data import Character, load_character
 from tinyllm.model import ModelConfig
 from tinyllm.tokenizer import train_tokenizer
 from tinyllm.train import TrainConfig, Trainer
+
+FINN = load_character("finn")
 
 
 def tiny_trainer(data, shape: dict, steps: int, warmup_steps: int, log_every: int,

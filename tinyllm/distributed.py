@@ -62,9 +62,12 @@ def gloo_interface(device: torch.device) -> Iterator[None]:
     """While gloo sets up: with every process on this machine, the loopback network interface (gloo otherwise
     looks up the machine's host name, which on a Mac often does not resolve). Gloo reads it from the
     environment when it starts, so it is set for that moment only, unless the user chose one."""
-    mine = os.environ.get("LOCAL_WORLD_SIZE") == os.environ.get("WORLD_SIZE")
+    one_machine = os.environ.get("LOCAL_WORLD_SIZE") == os.environ.get("WORLD_SIZE")
+    if device.type == "cuda" or not one_machine or "GLOO_SOCKET_IFNAME" in os.environ:
+        yield
+        return
     loopback = next((name for _, name in socket.if_nameindex() if name.startswith("lo")), None)
-    if device.type == "cuda" or not mine or not loopback or "GLOO_SOCKET_IFNAME" in os.environ:
+    if loopback is None:
         yield
         return
     os.environ["GLOO_SOCKET_IFNAME"] = loopback

@@ -14,8 +14,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .data import (FINN, Character, Slots, misspell, normalize, reply_problems, seen_in_training,
-                          training_questions, unseen_questions, words)
+from .data import (Character, Slots, misspell, normalize, reply_problems, seen_in_training, training_questions,
+                          unseen_questions, words)
 from .generate import ChatModel, Sampling, load
 from .runs import load_data, read_run_config, run_character, run_path
 from .train import Example, encode_conversations, in_character, reply_loss, topic_classifier
@@ -45,7 +45,7 @@ class Reply:
 
 def sample_replies(chat: ChatModel, prompts: list[tuple[str, str]], seed: int = 0,
                    sampling: Sampling = Sampling(), batch_size: int = 64) -> list[Reply]:
-    "One reply per (message, topic), by default with chapter 6's default sampling; reply i uses its own seed, from `seed`."
+    "One reply per (message, topic), with chapter 6's default sampling unless told; reply i has its own seed, from `seed`."
     ids = [chat.prompt_ids([{"role": "user", "content": message}], sampling.max_new_tokens) for message, _ in prompts]
     same_length = defaultdict(list)   # prompts of one length batch without padding
     for i, prompt in enumerate(ids):
@@ -63,7 +63,7 @@ def sample_replies(chat: ChatModel, prompts: list[tuple[str, str]], seed: int = 
 SPECIAL_TEXT = re.compile(r"<\|\w+\|>")   # "<|end|>" spelt out with ordinary tokens
 
 
-def format_problems(reply: Reply, character: Character = FINN) -> list[str]:
+def format_problems(reply: Reply, character: Character) -> list[str]:
     "What is wrong with a reply's form, one phrase per problem (empty: it is well-formed)."
     problems = []
     if not reply.ended:
@@ -125,13 +125,13 @@ OFF_TOPIC = [
 ]
 
 
-def deflects(reply: Reply, character: Character = FINN) -> bool:
+def deflects(reply: Reply, character: Character) -> bool:
     "A well-formed reply that stays in the character's world (uses one of its world words)."
     return not format_problems(reply, character) and not set(character.world_words).isdisjoint(words(reply.text))
 
 # %% ../chapters/08_evaluation.ipynb #83472ef0
 def score_replies(replies: list[Reply], vocabulary: dict[str, set[str]], classify: Callable[[str], str],
-                  training_replies: set[str], character: Character = FINN) -> dict[str, float]:
+                  training_replies: set[str], character: Character) -> dict[str, float]:
     "The reply-based scores of one batch of replies, each a fraction in [0, 1]."
     def share(flags) -> float:
         flags = list(flags)
@@ -146,7 +146,7 @@ def score_replies(replies: list[Reply], vocabulary: dict[str, set[str]], classif
             "distinct_2": distinct_n(texts, 2), "repetition": share(map(repeats_ngram, texts))}
 
 
-def evaluate(chat: ChatModel, data, character: Character = FINN, n_prompts: int = 200,
+def evaluate(chat: ChatModel, data, character: Character, n_prompts: int = 200,
              seeds: tuple[int, ...] = (0, 1, 2), fresh: list[tuple[str, str]] = ()) -> dict[str, float]:
     """Every score of chapter 8 for one model, as one flat dict.
 
@@ -227,7 +227,7 @@ def scoreboard(results: dict[str, dict[str, float]]) -> str:
                      for row in [header, *rows])
 
 # %% ../chapters/08_evaluation.ipynb #f7a3b915
-def fresh_prompts(character: Character = FINN, seed: int = 0) -> list[tuple[str, str]]:
+def fresh_prompts(character: Character, seed: int = 0) -> list[tuple[str, str]]:
     "(question, topic) for each of the character's fresh questions, slots such as {human_thing} filled from its pools."
     rng = random.Random(seed)
     return [(q.format_map(Slots(rng, character.pools)), topic)

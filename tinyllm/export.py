@@ -10,7 +10,7 @@ __all__ = ['EXTRAS', 'EXPORTERS', 'GPT2_NAMES', 'CHAT_TEMPLATE', 'CHAT_DEFAULTS'
 import base64
 import contextlib
 import copy
-import importlib
+import importlib.util
 import io
 import json
 import logging
@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from .attention import KVCache
-from .data import END, atomic_folder
+from .chat_format import END
+from .data import atomic_folder
 from .generate import ChatModel, Sampling, load
 from .model import TinyLM
 from .tokenizer import PAD, Tokenizer
@@ -51,8 +52,12 @@ EXPORTERS = ("torch", "onnx", "onnxscript", "transformers")   # the packages who
 
 def from_exporter(warning: warnings.WarningMessage) -> bool:
     "Whether a warning comes from an exporter's package, or from Python's own modules on an exporter's behalf."
-    path = Path(warning.filename)
-    return bool(set(path.parts) & set(EXPORTERS)) or path.is_relative_to(sysconfig.get_paths()["stdlib"])
+    path, places = Path(warning.filename), sysconfig.get_paths()
+    folders = [Path(folder) for name in EXPORTERS if (spec := importlib.util.find_spec(name))
+               for folder in spec.submodule_search_locations or []]
+    python_own = path.is_relative_to(places["stdlib"]) and not any(   # site-packages may lie inside stdlib
+        path.is_relative_to(places[kind]) for kind in ("purelib", "platlib"))
+    return python_own or any(path.is_relative_to(folder) for folder in folders)
 
 
 @contextlib.contextmanager

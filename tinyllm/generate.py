@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from .data import END, Character
+from .chat_format import END
+from .data import Character
 from .model import ModelConfig, TinyLM
 from .tokenizer import Tokenizer
 from .runs import load_weights, pick_device, read_run_config, run_character, run_path
@@ -115,8 +116,10 @@ def decode(step: Callable[[list[list[int]]], torch.Tensor], prompts: list[list[i
     """The decoding loop, for a batch of prompts of one length: yields the token each row draws at each step,
     None once the row has drawn `stop_id` (which is not part of the reply), until every row has stopped or
     `sampling.max_new_tokens` steps are done. Row i draws from its own generator, seeded with seeds[i]."""
-    if len({len(p) for p in prompts}) != 1:
-        raise ValueError("decode takes prompts of one length (a batch without padding)")
+    if not prompts or not prompts[0] or len({len(p) for p in prompts}) != 1:
+        raise ValueError("decode takes one or more prompts, of one length and not empty (a batch without padding)")
+    if seeds is not None and len(seeds) != len(prompts):
+        raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts: give one seed per prompt")
     if len(prompts[0]) + sampling.max_new_tokens > context_length:
         raise ValueError(f"{len(prompts[0])} prompt tokens + {sampling.max_new_tokens} new ones do not fit in the "
                          f"context of {context_length}")
@@ -149,7 +152,7 @@ def generate_ids(model: TinyLM, prompt: list[int], sampling: Sampling = Sampling
 
 # %% ../chapters/06_generation.ipynb #9ea95184
 class ChatModel:
-    "A trained model, its tokenizer and the character it plays, ready to chat: `reply(text)`, `stream(text)`, `conversation()`."
+    "A trained model, its tokenizer and its character, ready to chat: `reply(text)`, `stream(text)`, `conversation()`."
 
     def __init__(self, model: TinyLM, tok: Tokenizer, character: Character | None = None):
         self.model, self.tok, self.character = model.eval(), tok, character
@@ -180,7 +183,7 @@ class ChatModel:
 
     def generate(self, prompts: list[list[int]], sampling: Sampling = Sampling(),
                  seeds: list[int | None] | None = None) -> list[tuple[list[int], bool]]:
-        "(reply ids, ended) for prompts of one length, decoded as one batch; row i as `seeds[i]` gives it alone."
+        "(reply ids, ended) per prompt (prompts of one length, decoded as one batch, row i drawn with seeds[i])."
         replies, ended = [[] for _ in prompts], [False] * len(prompts)
         for drawn in decode(self.step(), prompts, sampling, self.model.config.context_length, self.end_id,
                             self.banned_ids, seeds):
@@ -201,7 +204,7 @@ class ChatModel:
         prompt = self.prompt_ids([*history, {"role": "user", "content": text}], sampling.max_new_tokens)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         for [token] in decode(self.step(), [prompt], sampling, self.model.config.context_length, self.end_id,
-                              self.banned_ids, [seed]):
+                              self.banned_ids, [seed]):   # a batch of one row: each step yields [token]
             if token is None:
                 break
             if piece := decoder.decode(self.tok.token_bytes(token)):

@@ -15,7 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_model
 
-from .data import FINN, N_CONVERSATIONS, Character, generate_conversations, load_character, load_conversations
+from .data import N_CONVERSATIONS, Character, generate_conversations, load_character, load_conversations
 from .model import TinyLM
 
 
@@ -65,7 +65,7 @@ def read_run_config(run_dir: str | Path) -> dict:
 def run_character(run_dir: str | Path) -> Character:
     "The character a run learned, from its character.yaml (a run written before runs kept one learned Finn)."
     path = Path(run_dir) / "character.yaml"
-    return load_character(path) if path.is_file() else FINN
+    return load_character(path if path.is_file() else "finn")
 
 
 def load_weights(model: TinyLM, path: Path):
@@ -81,7 +81,7 @@ def load_weights(model: TinyLM, path: Path):
                          f"unexpected {sorted(unexpected)[:3]})")
 
 
-def load_data(source: dict, character: Character = FINN):
+def load_data(source: dict, character: Character | None = None):
     "The conversations a run trains on: a data directory, or chapter 1's generator with n, seed and the character."
     if source.get("path"):
         return load_conversations(source["path"])

@@ -15,7 +15,7 @@ from pathlib import Path
 import regex
 from fastcore.basics import patch
 
-from .data import ASSISTANT, END, ROLE_MARKERS, USER
+from .chat_format import ASSISTANT, END, ROLE_MARKERS, USER
 
 # %% ../chapters/02_tokenizer.ipynb #05c425cb
 PATTERN = r"""'(?i:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}{1,3}| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""

@@ -10,7 +10,6 @@ __all__ = ['REPLY_TOKENS', 'TRAIN_PRESETS', 'Example', 'fit_prompt', 'encode_con
 import contextlib
 import json
 import math
-import os
 import random
 import time
 import warnings
@@ -23,10 +22,10 @@ import torch
 from fastcore.basics import patch
 from safetensors.torch import load_file, save_file, save_model
 
-from .data import (FINN, N_CONVERSATIONS, Character, atomic_folder, character_yaml, load_character, reply_problems,
+from .data import (N_CONVERSATIONS, Character, atomic_folder, character_yaml, load_character, reply_problems,
                           unseen_questions, words)
 from .model import IGNORE_INDEX, ModelConfig, TinyLM
-# the run format: chapter 5 writes it into a module of its own (tinyllm/runs.py), in "Saving runs safely"
+# the run format, which chapter 5 writes into a module of its own (tinyllm/runs.py)
 from .runs import (REFERENCE_RUNS, RUN_FORMAT, RUN_VERSION, course_run_dir, is_finished, load_data, load_weights,
                           pick_device, read_run_config, run_character)
 from .tokenizer import END, PAD, Tokenizer, train_tokenizer
@@ -179,10 +178,22 @@ def make_optimizer(model: TinyLM, config: TrainConfig, device: torch.device) -> 
 
 @contextlib.contextmanager
 def seeded(seed: int, device: torch.device = torch.device("cpu")) -> Iterator[None]:
-    "Run a block on random numbers drawn from `seed`; the caller's random numbers are as they were afterwards."
-    with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device.index or 0],
-                               device_type="cuda" if device.type == "cpu" else device.type):
-        torch.manual_seed(seed)
+    """Run a block on random numbers drawn from `seed`, on the CPU and on `device`; afterwards every generator
+    is as it was. (`torch.manual_seed` would reseed every GPU's generator for good: this seeds only what it forked.)"""
+    if device.type == "cuda":
+        index = torch.cuda.current_device() if device.index is None else device.index
+    elif device.type == "mps":
+        index = 0   # Apple's GPU: one device, one generator
+    else:
+        index = None
+    with torch.random.fork_rng(devices=[] if index is None else [index],
+                               device_type="cuda" if index is None else device.type):
+        torch.default_generator.manual_seed(seed)
+        if device.type == "cuda":
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(seed)
+        elif device.type == "mps":
+            torch.mps.manual_seed(seed)
         yield
 
 
@@ -228,9 +239,9 @@ class Trainer:
     "A training run: data as tokens, model, optimizer, schedule and log; saved as a run directory."
 
     def __init__(self, model_config: ModelConfig, train_config: TrainConfig, tok: Tokenizer, data,
-                 device: str | None = None, data_source: dict | None = None, character: Character = FINN):
+                 device: str | None = None, data_source: dict | None = None, character: Character | None = None):
         self.train_config, self.tok, self.device = train_config, tok, pick_device(device)
-        self.data_source, self.character = data_source or {}, character
+        self.data_source, self.character = data_source or {}, character or load_character("finn")
         with seeded(train_config.seed):   # the first weights follow from the seed alone
             self.model = TinyLM(model_config).to(self.device)
         self.optimizer = make_optimizer(self.model, train_config, self.device)
@@ -464,12 +475,12 @@ def topic_classifier(rows: dict[str, list[str]]):
     return classify
 
 
-def in_character(reply: str, topic: str, classify, character: Character = FINN) -> bool:
+def in_character(reply: str, topic: str, classify, character: Character) -> bool:
     "In character: the reply keeps the character's reply rules (chapter 1) and is about the topic it was asked."
     return not reply_problems(reply, character) and classify(reply) == topic
 
 
-def greedy_in_character_rate(model: TinyLM, tok: Tokenizer, data, character: Character = FINN,
+def greedy_in_character_rate(model: TinyLM, tok: Tokenizer, data, character: Character,
                              n: int = 300) -> dict[str, float]:
     "Share of greedy replies to up to n unseen-wording test questions that are in character (and why not)."
     classify = topic_classifier(data["train"].to_dict())

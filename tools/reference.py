@@ -41,7 +41,7 @@ def pack(run_dir: Path, name: str) -> dict:
     source = {"n": expected["n_conversations"], "seed": 0}
     fingerprint = data_fingerprint(load_data(source, character))
     if config["data"] != source and data_fingerprint(load_data(config["data"], character)) != fingerprint:
-        raise ValueError(f"{run_dir} was not trained on {name}'s conversations (60,000, seed 0)")
+        raise ValueError(f"{run_dir} was not trained on {name}'s conversations ({source['n']:,}, seed 0)")
     record = {"name": name, "preset": "cpu", "seed": 0, "steps": config["step"], "weights": "float16",
               "data_fingerprint": fingerprint,
               "tokenizer_sha1": hashlib.sha1((run_dir / "tokenizer.json").read_bytes()).hexdigest(),
