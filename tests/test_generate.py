@@ -242,9 +242,12 @@ def test_cli_missing_or_corrupt_run_gets_one_line(tmp_path, run_dir, setup, mess
 
 @pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
-    (["--temperature", "-1"], "--temperature: must be a number of at least 0"),
-    (["--top-p", "0"], "--top-p: must be a number in (0, 1]"),
-    (["--top-k", "zero"], "--top-k: must be a positive whole number"),
+    (["--temperature", "-1"], "--temperature: temperature must be 0 (greedy) or more"),   # chapter 6's own words
+    (["--temperature", "warm"], "--temperature: must be a number, got 'warm'"),
+    (["--top-p", "0"], "--top-p: top_p must be in (0, 1]"),
+    (["--top-k", "zero"], "--top-k: must be a whole number, got 'zero'"),
+    (["--top-k", "0"], "--top-k: top_k must be at least 1"),
+    (["--max-new-tokens", "0"], "--max-new-tokens: max_new_tokens must be at least 1"),
     (["--max-new-tokens", "200"], "max_new_tokens must leave room for the prompt"),
 ])
 def test_cli_bad_settings_get_one_line(run_dir, args, message):

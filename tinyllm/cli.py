@@ -16,7 +16,6 @@ defines it.
 """
 import argparse
 import itertools
-import math
 import os
 import sys
 import time
@@ -76,15 +75,20 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def number(accept, wording: str):
-    "An argparse type for a float that `accept` allows, described as `wording` in the error."
-    def parse(text: str) -> float:
+def sampling_setting(name: str, kind: type = float):
+    "An argparse type for one of chapter 6's sampling settings: `Sampling` itself checks it, so the rules are its."
+    def parse(text: str):
         try:
-            value = float(text)
+            value = kind(text)
         except ValueError:
-            value = math.nan   # accepted by no rule
-        if not accept(value):
-            raise argparse.ArgumentTypeError(f"must be {wording}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"must be a {'whole ' if kind is int else ''}number, got {text!r}") \
+                from None
+        from tinyllm.generate import Sampling
+
+        try:
+            Sampling(**{name: value})
+        except ValueError as error:   # "temperature must be 0 (greedy) or more, got -1.0"
+            raise argparse.ArgumentTypeError(str(error)) from None
         return value
     return parse
 
@@ -144,7 +148,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from tinyllm.evaluate import evaluate_run, scoreboard
 
-    results = evaluate_run(args.run_dir, n_prompts=args.prompts, seeds=tuple(range(args.seeds)), device=args.device)
+    given = dict(n_prompts=args.prompts, seeds=None if args.seeds is None else tuple(range(args.seeds)))
+    results = evaluate_run(args.run_dir, device=args.device, **{k: v for k, v in given.items() if v is not None})
     print(json.dumps(results, indent=2) if args.json else scoreboard({args.run_name: results}))
     return 0
 
@@ -182,11 +187,16 @@ def library_defaults() -> dict:
     "The defaults the help texts quote, from where the chapters define them."
     from dataclasses import asdict
 
+    import inspect
+
     from tinyllm.data import N_CONVERSATIONS
     from tinyllm.distributed import TIMEOUT_S
+    from tinyllm.evaluate import evaluate_run
     from tinyllm.generate import Sampling
 
-    return {"n": N_CONVERSATIONS, "timeout": TIMEOUT_S, **asdict(Sampling())}
+    scoring = inspect.signature(evaluate_run).parameters
+    return {"n": N_CONVERSATIONS, "timeout": TIMEOUT_S, **asdict(Sampling()),
+            "prompts": scoring["n_prompts"].default, "seeds": len(scoring["seeds"].default)}
 
 
 class LibraryDefaults(argparse.HelpFormatter):
@@ -242,12 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--prompt", action="append", metavar="TEXT",
                       help="print the reply to TEXT and exit (repeat for several, one reply per line)")
     chat.add_argument("--seed", type=int, help="random seed: the same seed gives the same replies")
-    chat.add_argument("--temperature", type=number(lambda t: t >= 0, "a number of at least 0"),
+    chat.add_argument("--temperature", type=sampling_setting("temperature"),
                       help="0 is greedy (default: chapter 6's, {temperature})")
-    chat.add_argument("--top-k", type=positive, help="sample from the K likeliest tokens (default {top_k})")
-    chat.add_argument("--top-p", type=number(lambda p: 0 < p <= 1, "a number in (0, 1]"),
+    chat.add_argument("--top-k", type=sampling_setting("top_k", int), help="sample from the K likeliest tokens (default {top_k})")
+    chat.add_argument("--top-p", type=sampling_setting("top_p"),
                       help="nucleus sampling: the probability mass kept (default {top_p})")
-    chat.add_argument("--max-new-tokens", type=positive,
+    chat.add_argument("--max-new-tokens", type=sampling_setting("max_new_tokens", int),
                       help="the longest reply, in tokens (default {max_new_tokens})")
     memory = chat.add_mutually_exclusive_group()
     memory.add_argument("--single-turn", action="store_true",
@@ -260,9 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Score the model in RUN with chapter 8's harness on its test "
                                      "split: held-out loss, format, persona, novelty, robustness.")
     evaluation.add_argument("run_dir", metavar="RUN", help=RUN_HELP)
-    evaluation.add_argument("--prompts", type=positive, default=200,
-                            help="unseen-wording test questions to answer (default %(default)s)")
-    evaluation.add_argument("--seeds", type=positive, default=3, help="sampling seeds to average over (default %(default)s)")
+    evaluation.add_argument("--prompts", type=positive,
+                            help="unseen-wording test questions to answer (default {prompts})")
+    evaluation.add_argument("--seeds", type=positive, help="sampling seeds to average over (default {seeds})")
     evaluation.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     evaluation.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     evaluation.set_defaults(run=run_eval)
