@@ -2,14 +2,15 @@
 
 # %% auto #0
 __all__ = ['EXTRAS', 'EXPORTERS', 'GPT2_NAMES', 'CHAT_TEMPLATE', 'CHAT_DEFAULTS', 'ONNX_INPUTS', 'ONNX_OUTPUTS', 'WEB_FILES',
-           'require', 'from_exporter', 'quiet', 'gpt2_config', 'gpt2_name', 'to_gpt2_state_dict', 'to_gpt2',
-           'hf_tokenizer', 'generation_config', 'model_card', 'new_folder', 'export_hf', 'CachedStep', 'to_onnx',
-           'export_onnx', 'onnx_chat_settings', 'OnnxChat', 'web_model_data', 'export_web']
+           'require', 'exporter_folders', 'from_exporter', 'quiet', 'gpt2_config', 'gpt2_name', 'to_gpt2_state_dict',
+           'to_gpt2', 'hf_tokenizer', 'generation_config', 'model_card', 'new_folder', 'export_hf', 'CachedStep',
+           'to_onnx', 'export_onnx', 'onnx_chat_settings', 'OnnxChat', 'web_model_data', 'export_web']
 
 # %% ../chapters/10_shipping.ipynb #c10imports
 import base64
 import contextlib
 import copy
+import functools
 import importlib.util
 import io
 import json
@@ -50,14 +51,19 @@ def require(module: str, purpose: str):
 EXPORTERS = ("torch", "onnx", "onnxscript", "transformers")   # the packages whose chatter `quiet` hides
 
 
+@functools.cache
+def exporter_folders() -> tuple[Path, ...]:
+    "Where the exporters' packages are installed (looked up once, not for every warning)."
+    return tuple(Path(folder) for name in EXPORTERS if (spec := importlib.util.find_spec(name))
+                 for folder in spec.submodule_search_locations or [])
+
+
 def from_exporter(warning: warnings.WarningMessage) -> bool:
     "Whether a warning comes from an exporter's package, or from Python's own modules on an exporter's behalf."
     path, places = Path(warning.filename), sysconfig.get_paths()
-    folders = [Path(folder) for name in EXPORTERS if (spec := importlib.util.find_spec(name))
-               for folder in spec.submodule_search_locations or []]
     python_own = path.is_relative_to(places["stdlib"]) and not any(   # site-packages may lie inside stdlib
         path.is_relative_to(places[kind]) for kind in ("purelib", "platlib"))
-    return python_own or any(path.is_relative_to(folder) for folder in folders)
+    return python_own or any(path.is_relative_to(folder) for folder in exporter_folders())
 
 
 @contextlib.contextmanager
