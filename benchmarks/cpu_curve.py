@@ -21,14 +21,15 @@ from dataclasses import asdict, replace
 
 import torch
 
-from tinyllm.data import load_character, normalize, training_questions
+from tinyllm.character import load_character
+from tinyllm.data import normalize, training_questions
 from tinyllm.evaluate import fresh_prompts
 from tinyllm.generate import ChatModel
 from tinyllm.model import ModelConfig
 from tinyllm.tokenizer import train_tokenizer
 from tinyllm.runs import REFERENCE_RUNS, load_data
-from tinyllm.train import (TRAIN_PRESETS, Trainer, greedy_in_character_rate, in_character, matmul_gflops,
-                           topic_classifier)
+from tinyllm.judge import greedy_in_character_rate, in_character, topic_classifier
+from tinyllm.train import TRAIN_PRESETS, Trainer, matmul_gflops
 
 from budget import BUDGET_SECONDS, SLOW_MACHINE_GFLOPS, SLOW_YARDSTICK_RUN, YARDSTICK, yardstick_trainer
 
@@ -49,8 +50,8 @@ def hand_written_rates(chat: ChatModel, data) -> tuple[float, float]:
         return [{"role": role, "content": rows[column][j]} for j in picks
                 for role, column in (("user", "input"), ("assistant", "output"))]
 
-    alone = sum(in_character(chat.reply(q, temperature=0), t, classify, FINN) for q, t in questions)
-    after = sum(in_character(chat.reply(q, temperature=0, history=two_exchanges()), t, classify, FINN)
+    alone = sum(in_character(*chat.answer(q, temperature=0), t, classify, FINN) for q, t in questions)
+    after = sum(in_character(*chat.answer(q, temperature=0, history=two_exchanges()), t, classify, FINN)
                 for q, t in questions)
     return alone / len(questions), after / len(questions)
 

@@ -18,7 +18,8 @@ from tinyllm.data import generate_conversations
 from tinyllm.model import ModelConfig
 from tinyllm.tokenizer import train_tokenizer
 from tinyllm.runs import load_data
-from tinyllm.train import TRAIN_PRESETS, Trainer, greedy_in_character_rate, matmul_gflops, train_run
+from tinyllm.judge import greedy_in_character_rate
+from tinyllm.train import TRAIN_PRESETS, Trainer, matmul_gflops, train_run
 
 from budget import BUDGET_SECONDS, slow_machine_factor
 

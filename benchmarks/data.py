@@ -9,7 +9,8 @@ import random
 
 from datasets import Dataset, DatasetDict
 
-from tinyllm.data import generate_conversations, load_character
+from tinyllm.character import load_character
+from tinyllm.data import generate_conversations
 from timing import median_time
 
 FINN = load_character("finn")

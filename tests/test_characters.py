@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from tinyllm.characters import MOCHI
-from tinyllm.data import (SLOT, SPECS, Character, Topic, character_problems, character_yaml, check_character,
-                          generate_conversations, lint, load_character)
+from tinyllm.character import (SLOT, SPECS, Character, Topic, character_problems, character_yaml, check_character,
+                               load_character)
+from tinyllm.data import generate_conversations, lint
 from tinyllm.evaluate import evaluate_run
 from tinyllm.runs import run_character
 
@@ -172,6 +173,21 @@ def test_a_spec_with_only_the_required_keys_generates(tmp_path):
                  ["line 18: topics[1] (walks): missing key replies:", "line 22: topics[1] (walks).replys: unknown key"],
                  id="misspelt key"),
     pytest.param("name: rex", "name: 7", ["line 1: name: must be text, got the number 7"], id="number for text"),
+    pytest.param("name: rex", "name: rex\nmax_reply_words: yes",
+                 ["line 2: max_reply_words: must be a whole number, got true, a yes/no value"], id="yes for a number"),
+    pytest.param("pools:\n", "pools:\n  snacks: cheese\n",
+                 ["line 9: pools.snacks: must be a list of text, got 'cheese'"], id="text for a pool"),
+    pytest.param("name: rex", "name: rex\ncolour: brown", ["line 2: colour: unknown key (known: name, topics,"],
+                 id="unknown key"),
+    pytest.param("pools:\n", "pools:\n  yes: [a]\n",
+                 ["line 8: pools: every key must be text, got true, a yes/no value"], id="yes as a key"),
+    pytest.param("      - walk! yes!\n", "      - walk! yes!\n  - just text\n",
+                 ["line 24: topics[2]: must be a mapping with keys name, asks, replies, got 'just text'"],
+                 id="text for a topic"),
+    pytest.param("  - name: walks\n", "  - name: food\n", ["line 18: topic 'food' is defined 2 times"],
+                 id="a topic twice"),
+    pytest.param("name: rex", "name: rex\nmax_reply_words: 0",
+                 ["line 2: reply length bounds must satisfy 1 <= min <= max, got 2, 0"], id="bounds"),
     pytest.param("openers: [hey, so]\n", "openers: [hey, so]\nvocatives: [rex]\n",
                  ["line 4: vocatives is given twice"], id="key given twice"),
     pytest.param("yes. {treat} please.", "yes. {snack} please.",

@@ -5,7 +5,8 @@ import pytest
 
 from tinyllm.cli import main
 from tinyllm.characters import MOCHI
-from tinyllm.data import MIN_CONVERSATIONS, SPECS, generate_conversations, load_character, load_conversations
+from tinyllm.character import SPECS, load_character
+from tinyllm.data import MIN_CONVERSATIONS, generate_conversations, load_conversations
 
 from command_line import run_tinyllm as run
 

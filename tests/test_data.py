@@ -11,11 +11,12 @@ from datasets import Dataset, DatasetDict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tinyllm.character import character_problems, character_yaml, load_character
 from tinyllm.chat_format import ASSISTANT, END, USER, chat_text, format_chat
-from tinyllm.data import (EARLIER_EXCHANGES, MIN_CONVERSATIONS, TYPO_RATE, Slots, atomic_folder, character_problems,
-                          character_yaml, conversation, dressed_forms, generate_conversations, held_out_asks, lint,
-                          load_character, load_conversations, misspell, normalize, reply_problems, save_conversations,
-                          seen_in_training, training_questions, unseen_questions, words)
+from tinyllm.data import (EARLIER_EXCHANGES, MIN_CONVERSATIONS, TYPO_RATE, Slots, atomic_folder, conversation,
+                          dressed_forms, generate_conversations, held_out_asks, lint, load_conversations,
+                          misspell, normalize, reply_problems, save_conversations, seen_in_training,
+                          training_questions, unseen_questions, words)
 
 FINN = load_character("finn")
 
@@ -363,7 +364,6 @@ def original_format_rows(n=30):
 
 
 def test_load_a_local_copy_in_the_original_format(tmp_path):
-    import json
     folder = tmp_path / "fish-60k"
     folder.mkdir()
     for split, rows in [("train", original_format_rows(30)), ("test", original_format_rows(5))]:

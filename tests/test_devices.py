@@ -22,7 +22,8 @@ from tinyllm.data import generate_conversations, unseen_questions
 from tinyllm.evaluate import held_out_loss, sample_replies
 from tinyllm.generate import ChatModel, Sampling, generate_ids
 from tinyllm.interpret import ablate, attention_maps, components, embedding_projection, logit_lens, trace
-from tinyllm.train import encode_conversations, preview_reply, reply_loss
+from tinyllm.judge import preview_reply
+from tinyllm.train import encode_conversations, reply_loss
 from tiny_runs import tiny_trainer
 
 FACTORIES = {"tensor", "as_tensor", "arange", "zeros", "ones", "full", "empty", "rand", "randn", "randint"}

@@ -9,8 +9,8 @@ import torch
 from datasets import DatasetDict
 
 import tinyllm
-from tinyllm.data import (character_yaml, generate_conversations, load_character, normalize, seen_in_training,
-                          unseen_questions, words)
+from tinyllm.character import character_yaml, load_character
+from tinyllm.data import generate_conversations, normalize, seen_in_training, unseen_questions, words
 from tinyllm.evaluate import (OFF_TOPIC, SCOREBOARD, VARIANTS, Reply, deflects, distinct_n, evaluate, evaluate_run,
                               format_problems, fresh_prompts, held_out_loss, repeats_ngram, sample_replies,
                               score_replies, scoreboard, topic_vocabulary, uses_vocabulary)

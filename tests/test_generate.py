@@ -11,6 +11,7 @@ from tinyllm.data import generate_conversations
 from tinyllm.generate import (MAX_NEW_TOKENS, TEMPERATURE, TOP_K, TOP_P, ChatModel, Sampling, apply_temperature,
                               decode, generate_ids, model_step, next_token, top_k_filter, top_p_filter)
 from tinyllm.model import ModelConfig, TinyLM
+from tinyllm.judge import preview_reply
 
 from command_line import run_tinyllm
 from tiny_runs import tiny_run
@@ -44,6 +45,34 @@ def test_cache_and_no_cache_generate_the_same_tokens(sampling, seed):
     with_cache = list(generate_ids(model, prompt, sampling, seed=seed))
     without = list(generate_ids(model, prompt, sampling, seed=seed, use_cache=False))
     assert with_cache == without and len(with_cache) == 100
+
+
+MESSAGES = ["are you hungry?", "hi finn", "what do you think about the ocean?", "do you like the light?",
+            "FINN WHAT IS MONEY??", "tell me about bubbles", "good night little fish", "are you lonely?"]
+
+
+@pytest.mark.parametrize("max_new_tokens", [4, 40])
+def test_chapter_5s_preview_is_the_decoders_greedy_reply(max_new_tokens):
+    "One meaning of a greedy reply: chapter 5's preview (no cache, full passes) and decode agree, ended or not."
+    finn = tinyllm.load("finn", device="cpu")   # the reference: he ends most replies in 40 tokens, none in 4
+    greedy = Sampling(temperature=0, max_new_tokens=max_new_tokens)
+    prompts = [finn.prompt_ids([{"role": "user", "content": m}], max_new_tokens) for m in MESSAGES]
+    decoded = [finn.generate([prompt], greedy)[0] for prompt in prompts]
+    previews = [preview_reply(finn.model, finn.tok, m, max_new_tokens) for m in MESSAGES]
+    assert previews == [(finn.tok.decode(ids), ended) for ids, ended in decoded]
+    assert previews == [finn.answer(m, temperature=0, max_new_tokens=max_new_tokens) for m in MESSAGES]
+    assert any(ended for _, ended in previews) == (max_new_tokens == 40), previews
+
+
+def test_answer_is_the_reply_and_whether_it_ended():
+    finn = tinyllm.load("finn", device="cpu")
+    answers = [finn.answer(message, seed=seed, max_new_tokens=12) for seed, message in enumerate(MESSAGES)]
+    assert [text for text, _ in answers] == [finn.reply(m, seed=seed, max_new_tokens=12) for seed, m in enumerate(MESSAGES)]
+    assert {ended for _, ended in answers} == {True, False}, answers   # some end within 12 tokens, some do not
+    for seed, (message, (text, ended)) in enumerate(zip(MESSAGES, answers)):   # an ended reply is the whole reply
+        assert not ended or finn.answer(message, seed=seed) == (text, True)
+    with pytest.raises(ValueError, match="say something: Finn cannot answer an empty message"):
+        finn.answer("  ")
 
 
 def test_same_seed_same_reply_and_greedy_is_deterministic(finn):

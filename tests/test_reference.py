@@ -7,7 +7,8 @@ import pytest
 from safetensors import safe_open
 
 import tinyllm
-from tinyllm.data import generate_conversations, load_character
+from tinyllm.character import load_character
+from tinyllm.data import generate_conversations
 from tinyllm.model import ModelConfig
 from tinyllm.tokenizer import Tokenizer, train_tokenizer
 from tinyllm.runs import (REFERENCE_RUNS, course_run_dir, data_fingerprint, is_finished, read_run_config,

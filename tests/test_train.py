@@ -7,14 +7,16 @@ import pytest
 import torch
 
 from tinyllm.characters import MOCHI
+from tinyllm.character import load_character
 from tinyllm.chat_format import chat_text
-from tinyllm.data import generate_conversations, load_character, unseen_questions
+from tinyllm.data import generate_conversations, unseen_questions
 from tinyllm.model import IGNORE_INDEX, PRESETS, ModelConfig
 from tinyllm.tokenizer import PAD, Tokenizer, train_tokenizer
 from tinyllm.runs import pick_device, read_run_config, run_character
-from tinyllm.train import (REPLY_TOKENS, TRAIN_PRESETS, Example, TrainConfig, Trainer, collate, encode_conversations,
-                           greedy_in_character_rate, in_character, learning_rate, length_buckets, fit_prompt,
-                           reply_loss, seeded, train_run)
+from tinyllm.judge import greedy_in_character_rate, in_character
+from tinyllm.train import (REPLY_TOKENS, TRAIN_PRESETS, Example, TrainConfig, Trainer, collate,
+                           encode_conversations, learning_rate, length_buckets, fit_prompt, reply_loss, seeded,
+                           train_run)
 
 from command_line import run_tinyllm
 
@@ -158,29 +160,30 @@ def test_a_run_keeps_its_character_and_resume_keeps_it_too(tmp_path, data, tok, 
     assert run_character(tmp_path / "run") == FINN        # a run written before runs kept their character
 
 
-def test_in_character_needs_the_reply_rules_and_the_topic():
+def test_in_character_needs_an_end_the_reply_rules_and_the_topic():
     classify = lambda text: "food" if "food" in text else "greeting"   # noqa: E731
-    assert in_character("i love food.", "food", classify, FINN)
-    assert not in_character("i love food.", "greeting", classify, FINN)   # off topic
-    assert not in_character("I love food.", "food", classify, FINN)       # not lowercase
-    assert not in_character("food", "food", classify, FINN)               # one word, not 2-40
-    assert in_character("food", "food", classify, replace(FINN, min_reply_words=1))
+    assert in_character("i love food.", True, "food", classify, FINN)
+    assert not in_character("i love food.", False, "food", classify, FINN)   # no <|end|> within the budget
+    assert not in_character("i love food.", True, "greeting", classify, FINN)   # off topic
+    assert not in_character("I love food.", True, "food", classify, FINN)       # not lowercase
+    assert not in_character("food", True, "food", classify, FINN)               # one word, not 2-40
+    assert in_character("food", True, "food", classify, replace(FINN, min_reply_words=1))
 
 
 def test_greedy_in_character_rate_says_why(data, tok, monkeypatch):
-    import tinyllm.train as train_module
-    questions = unseen_questions(data, 4)
-    (q1, t1), (q2, t2), (q3, _), (q4, _) = questions
+    import tinyllm.judge as judge_module
+    questions = unseen_questions(data, 5)
+    (q1, t1), (q2, t2), (q3, _), (q4, _), (q5, t5) = questions
     other = next(t.name for t in FINN.topics if t.name not in {topic for _, topic in questions})
-    # the model's reply to each question, and the topic a classifier finds in it: kept rules and on topic,
-    # broken rules (capitals) and on topic, kept rules and off topic twice, in the same words
-    replies = {q1: ("i like it here.", t1), q2: ("I LIKE IT HERE.", t2), q3: ("i swim all day.", other),
-               q4: ("i swim all day.", other)}
-    monkeypatch.setattr(train_module, "preview_reply", lambda model, tok, message: replies[message][0])
-    monkeypatch.setattr(train_module, "topic_classifier", lambda rows: dict(replies.values()).get)
-    rate = greedy_in_character_rate(trainer(data, tok).model, tok, data, FINN, n=4)
-    assert rate == {"in_character": 1 / 4, "well_formed": 3 / 4, "on_topic": 2 / 4, "distinct_replies": 3 / 4,
-                    "prompts": 4}
+    # the model's reply to each question, whether it ended, and the topic a classifier finds in it: in character;
+    # broken rules (capitals) on topic; kept rules off topic twice, in the same words; on topic but never ended
+    replies = {q1: ("i like it here.", True, t1), q2: ("I LIKE IT HERE.", True, t2), q3: ("i swim all day.", True, other),
+               q4: ("i swim all day.", True, other), q5: ("i eat and i eat and", False, t5)}
+    monkeypatch.setattr(judge_module, "preview_reply", lambda model, tok, message: replies[message][:2])
+    monkeypatch.setattr(judge_module, "topic_classifier", lambda rows: {text: t for text, _, t in replies.values()}.get)
+    rate = greedy_in_character_rate(trainer(data, tok).model, tok, data, FINN, n=5)
+    assert rate == {"in_character": 1 / 5, "well_formed": 3 / 5, "on_topic": 3 / 5, "distinct_replies": 4 / 5,
+                    "prompts": 5}
 
 
 def test_weight_decay_only_on_matrices(data, tok):

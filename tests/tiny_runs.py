@@ -3,7 +3,7 @@ from pathlib import Path
 
 import torch
 
-from tinyllm.data import Character, load_character
+from tinyllm.character import Character, load_character
 from tinyllm.model import ModelConfig
 from tinyllm.tokenizer import train_tokenizer
 from tinyllm.train import TrainConfig, Trainer

@@ -4,7 +4,7 @@
 __all__ = ['MOCHI']
 
 # %% ../chapters/09_your_character.ipynb #20179c8d
-from .data import load_character
+from .character import load_character
 
 # %% ../chapters/09_your_character.ipynb #79b1d97c
 MOCHI = load_character("mochi")   # tinyllm/specs/mochi.yaml

@@ -155,7 +155,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_data(args: argparse.Namespace) -> int:
-    from tinyllm.data import generate_conversations, load_character, save_conversations
+    from tinyllm.character import load_character
+    from tinyllm.data import generate_conversations, save_conversations
 
     n = {} if args.n is None else {"n": args.n}   # else chapter 1's size
     data = generate_conversations(**n, seed=args.seed, character=load_character(args.character))

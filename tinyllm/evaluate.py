@@ -14,11 +14,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .data import (Character, Slots, misspell, normalize, reply_problems, seen_in_training, training_questions,
+from .character import Character
+from .data import (Slots, misspell, normalize, reply_problems, seen_in_training, training_questions,
                           unseen_questions, words)
 from .generate import ChatModel, Sampling, load
 from .runs import load_data, read_run_config, run_character, run_path
-from .train import Example, encode_conversations, in_character, reply_loss, topic_classifier
+from .judge import in_character, topic_classifier
+from .train import Example, encode_conversations, reply_loss
 
 # %% ../chapters/08_evaluation.ipynb #c88aaddd
 def held_out_loss(chat: ChatModel, data) -> dict[str, float]:
@@ -141,7 +143,7 @@ def score_replies(replies: list[Reply], vocabulary: dict[str, set[str]], classif
     texts = [r.text for r in replies]
     return {"format_ok": share(well_formed), "persona": share(f and uses_vocabulary(r, vocabulary) for f, r in zip(well_formed, replies)),
             "topic_accuracy": share(classify(r.text) == r.topic for r in replies),
-            "in_character": share(r.ended and in_character(r.text, r.topic, classify, character) for r in replies),
+            "in_character": share(in_character(r.text, r.ended, r.topic, classify, character) for r in replies),
             "copy_rate": share(t in training_replies for t in texts), "distinct_1": distinct_n(texts, 1),
             "distinct_2": distinct_n(texts, 2), "repetition": share(map(repeats_ngram, texts))}
 

@@ -15,7 +15,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_model
 
-from .data import N_CONVERSATIONS, Character, generate_conversations, load_character, load_conversations
+from .character import Character, load_character
+from .data import N_CONVERSATIONS, generate_conversations, load_conversations
 from .model import TinyLM
 
 

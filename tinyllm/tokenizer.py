@@ -183,7 +183,7 @@ class Tokenizer:
         return ids
 
     def encode_chat(self, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> list[int]:
-        "The token ids of `tinyllm.data.format_chat(messages)`, with the markers as special tokens."
+        "The token ids of `tinyllm.chat_format.format_chat(messages)`, with the markers as special tokens."
         ids = []
         for message in messages:
             if message.get("role") not in ROLE_MARKERS:

@@ -3,8 +3,7 @@
 # %% auto #0
 __all__ = ['REPLY_TOKENS', 'TRAIN_PRESETS', 'Example', 'fit_prompt', 'encode_conversations', 'length_buckets', 'collate',
            'TrainConfig', 'learning_rate', 'make_optimizer', 'seeded', 'matmul_gflops', 'reply_loss', 'Trainer',
-           'train_run', 'course_run', 'preview_reply', 'estimate_run_seconds', 'topic_classifier', 'in_character',
-           'greedy_in_character_rate']
+           'train_run', 'course_run', 'estimate_run_seconds']
 
 # %% ../chapters/05_training.ipynb #6f5b8684
 import contextlib
@@ -13,7 +12,6 @@ import math
 import random
 import time
 import warnings
-from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -22,10 +20,11 @@ import torch
 from fastcore.basics import patch
 from safetensors.torch import load_file, save_file, save_model
 
-from .data import (N_CONVERSATIONS, Character, atomic_folder, character_yaml, load_character, reply_problems,
-                          unseen_questions, words)
+from .character import Character, character_yaml, load_character
+from .data import N_CONVERSATIONS, atomic_folder
 from .model import IGNORE_INDEX, ModelConfig, TinyLM
-# the run format, which chapter 5 writes into a module of its own (tinyllm/runs.py)
+# the run format, which chapter 5 writes into a module of its own (tinyllm/runs.py), as it does its judge
+# of replies (tinyllm/judge.py, below)
 from .runs import (REFERENCE_RUNS, RUN_FORMAT, RUN_VERSION, course_run_dir, is_finished, load_data, load_weights,
                           pick_device, read_run_config, run_character)
 from .tokenizer import END, PAD, Tokenizer, train_tokenizer
@@ -426,23 +425,6 @@ def course_run(name: str = "cpu", reference: str = "finn", preset: str = "cpu") 
     return REFERENCE_RUNS / reference
 
 
-# %% ../chapters/05_training.ipynb #adf8192f
-@torch.no_grad()
-def preview_reply(model: TinyLM, tok: Tokenizer, message: str, max_new_tokens: int = REPLY_TOKENS) -> str:
-    "Finn's greedy reply, one full forward pass per token: enough to watch training (chapter 6 does it properly)."
-    model.eval()
-    device = next(model.parameters()).device
-    question = tok.encode_chat([{"role": "user", "content": message}], add_generation_prompt=True)
-    [ids] = fit_prompt([question], model.config.context_length - max_new_tokens)
-    end, reply = tok.special_tokens[END], []
-    for _ in range(max_new_tokens):
-        logits, _ = model(torch.tensor([ids + reply], device=device))
-        next_id = int(logits[0, -1, :len(tok)].argmax())
-        if next_id == end:
-            break
-        reply.append(next_id)
-    return tok.decode(reply, skip_special=True)
-
 # %% ../chapters/05_training.ipynb #4d534735
 def estimate_run_seconds(trainer: Trainer, steps: int = 20) -> float:
     """How long `trainer.fit()` will take here: `steps` timed training steps (after two to warm up) and one
@@ -459,35 +441,3 @@ def estimate_run_seconds(trainer: Trainer, steps: int = 20) -> float:
     trainer.evaluate(trainer.valid_examples)
     per_evaluation = time.perf_counter() - start
     return c.steps * per_step + math.ceil(c.steps / c.eval_every) * per_evaluation
-
-# %% ../chapters/05_training.ipynb #cd62cd39
-def topic_classifier(rows: dict[str, list[str]]):
-    "A naive-Bayes topic classifier over the words of training replies: reply text -> topic."
-    counts = defaultdict(Counter)   # topic -> word -> how often
-    for answer, topic in zip(rows["output"], rows["category"]):
-        counts[topic].update(words(answer))
-    totals = {topic: counted.total() for topic, counted in counts.items()}
-    vocabulary = len(set().union(*counts.values()))
-
-    def classify(text: str) -> str:
-        return max(counts, key=lambda t: sum(math.log((counts[t][w] + 0.1) / (totals[t] + 0.1 * vocabulary))
-                                             for w in words(text)))
-    return classify
-
-
-def in_character(reply: str, topic: str, classify, character: Character) -> bool:
-    "In character: the reply keeps the character's reply rules (chapter 1) and is about the topic it was asked."
-    return not reply_problems(reply, character) and classify(reply) == topic
-
-
-def greedy_in_character_rate(model: TinyLM, tok: Tokenizer, data, character: Character,
-                             n: int = 300) -> dict[str, float]:
-    "Share of greedy replies to up to n unseen-wording test questions that are in character (and why not)."
-    classify = topic_classifier(data["train"].to_dict())
-    questions = unseen_questions(data, n)
-    replies = [preview_reply(model, tok, message) for message, _ in questions]
-    well_formed = [not reply_problems(r, character) for r in replies]
-    on_topic = [classify(r) == t for r, (_, t) in zip(replies, questions)]
-    return {"in_character": sum(in_character(r, t, classify, character) for r, (_, t) in zip(replies, questions)) / len(questions),
-            "well_formed": sum(well_formed) / len(questions), "on_topic": sum(on_topic) / len(questions),
-            "distinct_replies": len(set(replies)) / len(questions), "prompts": len(questions)}

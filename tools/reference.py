@@ -24,7 +24,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import tinyllm
-from tinyllm.data import atomic_folder, load_character
+from tinyllm.character import load_character
+from tinyllm.data import atomic_folder
 from tinyllm.runs import REFERENCE_RUNS, data_fingerprint, is_finished, load_data, read_run_config, run_character
 from tinyllm.train import TRAIN_PRESETS, train_run
 

@@ -336,15 +336,18 @@
                        maxNewTokens: chat.max_new_tokens };
 
     // The prompt for `messages`, leaving room for the reply: the oldest exchanges go first, then the message is cut.
+    // As ChatModel.prompt_ids: MARKERS are <|user|>, <|end|> and <|assistant|>, and a prompt has room for them and
+    // MIN_MESSAGE_TOKENS of the message (generate.py's names).
+    const MARKERS = 3, MIN_MESSAGE_TOKENS = 5;
     function promptIds(messages, maxNewTokens, onNote = () => {}) {
-      const budget = T - maxNewTokens;
-      if (budget < 8) {
-        throw new Error(`max_new_tokens must leave room for the prompt: at most ${T - 8}, got ${maxNewTokens}`);
+      const budget = T - maxNewTokens, least = MARKERS + MIN_MESSAGE_TOKENS;
+      if (budget < least) {
+        throw new Error(`max_new_tokens must leave room for the prompt: at most ${T - least}, got ${maxNewTokens}`);
       }
       let ids = tokenizer.encodeChat(messages, true);
       while (ids.length > budget && messages.length > 1) ids = tokenizer.encodeChat(messages = messages.slice(2), true);
       if (ids.length > budget) {
-        onNote(`the message is ${ids.length - 3} tokens long; ${character} reads only its last ${budget - 3}`);
+        onNote(`the message is ${ids.length - MARKERS} tokens long; ${character} reads only its last ${budget - MARKERS}`);
         ids = [ids[0], ...ids.slice(-(budget - 1))];   // keep <|user|>, then the end of the message
       }
       return ids;
