@@ -15,8 +15,8 @@ from tinyllm.tokenizer import PAD, Tokenizer, train_tokenizer
 from tinyllm.runs import pick_device, read_run_config, run_character
 from tinyllm.judge import greedy_in_character_rate, in_character
 from tinyllm.train import (REPLY_TOKENS, TRAIN_PRESETS, Example, TrainConfig, Trainer, collate,
-                           encode_conversations, learning_rate, length_buckets, fit_prompt, reply_loss, seeded,
-                           train_run)
+                           encode_conversations, learning_rate, length_buckets, fit_prompt, preset_for, reply_loss,
+                           seeded, train_run)
 
 from command_line import run_tinyllm
 
@@ -334,18 +334,26 @@ def test_run_directory_errors(tmp_path):
         train_run(tmp_path / "full", preset="cpu")
 
 
+def test_preset_for_picks_t4_on_a_cuda_gpu_only(monkeypatch):
+    import tinyllm.train as train_module
+    assert preset_for("cpu") == "cpu"
+    for device, preset in (("cuda", "t4"), ("cuda:1", "t4"), ("mps", "cpu"), ("cpu", "cpu")):
+        monkeypatch.setattr(train_module, "pick_device", lambda name=None, device=device: torch.device(device))
+        assert preset_for() == preset, device
+
+
 def run_cli(*args):
     return run_tinyllm("train", *args)
 
 
 @pytest.mark.slow
 def test_cli_trains_a_few_steps_and_resumes(tmp_path):
-    result = run_cli("--preset", "cpu", "--out", str(tmp_path / "run"), "--steps", "3", "--device", "cpu")
+    result = run_cli("--out", str(tmp_path / "run"), "--steps", "3", "--device", "cpu")   # no --preset: the CPU's
     assert result.returncode == 0, result.stderr
     assert "trained 3 steps" in result.stdout
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["step"] == 3 and config["train"]["steps"] == 3
-    assert {k: config["model"][k] for k in PRESETS["cpu"]} == PRESETS["cpu"], "--preset cpu trains cpu's shape"
+    assert {k: config["model"][k] for k in PRESETS["cpu"]} == PRESETS["cpu"], "on a CPU the cpu preset's shape"
     again = run_cli("--preset", "cpu", "--out", str(tmp_path / "run"), "--steps", "4", "--resume")
     assert again.returncode == 0, again.stderr
     assert json.loads((tmp_path / "run" / "config.json").read_text())["step"] == 4

@@ -2,8 +2,8 @@
 
 # %% auto #0
 __all__ = ['REPLY_TOKENS', 'TRAIN_PRESETS', 'Example', 'fit_prompt', 'encode_conversations', 'length_buckets', 'collate',
-           'TrainConfig', 'learning_rate', 'make_optimizer', 'seeded', 'matmul_gflops', 'reply_loss', 'Trainer',
-           'train_run', 'course_run', 'estimate_run_seconds']
+           'TrainConfig', 'preset_for', 'learning_rate', 'make_optimizer', 'seeded', 'matmul_gflops', 'reply_loss',
+           'Trainer', 'train_run', 'course_run', 'estimate_run_seconds']
 
 # %% ../chapters/05_training.ipynb #6f5b8684
 import contextlib
@@ -157,6 +157,12 @@ TRAIN_PRESETS = {
     "t4": TrainConfig(steps=3_000, batch_size=128, lr=1e-3, min_lr=1e-4, warmup_steps=150, eval_every=500),
     "cpu": TrainConfig(steps=1_350, batch_size=16, lr=3e-3, min_lr=3e-4, warmup_steps=100),
 }
+
+
+def preset_for(device: str | torch.device | None = None) -> str:
+    """The preset that fits a device (the best available if none is named): `t4` on a CUDA GPU, where its
+    recipe takes minutes in fp16; `cpu` anywhere else, where the `t4` recipe would take hours."""
+    return "t4" if pick_device(device).type == "cuda" else "cpu"
 
 # %% ../chapters/05_training.ipynb #7c953942
 def learning_rate(step: int, config: TrainConfig) -> float:
@@ -387,14 +393,16 @@ def resume(cls: Trainer, run_dir: str | Path, device: str | None = None, steps: 
     return trainer
 
 # %% ../chapters/05_training.ipynb #f782713b
-def train_run(out: str | Path, preset: str = "cpu", steps: int | None = None, seed: int = 0,
+def train_run(out: str | Path, preset: str | None = None, steps: int | None = None, seed: int = 0,
               resume: bool = False, device: str | None = None, data_dir: str | Path | None = None,
               progress: bool = True, character: str | Path | Character = "finn",
               trainer_class: type[Trainer] = Trainer) -> Trainer:
-    "What `python -m tinyllm train` does: data, tokenizer, model and training, written to `out` (by `trainer_class`)."
+    """What `python -m tinyllm train` does: data, tokenizer, model and training, written to `out` (by `trainer_class`).
+    With no preset, the one that fits the device (`preset_for`)."""
     out = Path(out)
     if resume:
         return trainer_class.resume(out, device, steps).fit(out, progress)
+    preset = preset or preset_for(device)
     if preset not in TRAIN_PRESETS:
         raise ValueError(f"unknown preset {preset!r}: choose one of {', '.join(TRAIN_PRESETS)}")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
