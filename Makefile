@@ -60,12 +60,13 @@ export: $(STAMP)
 ## re-run every chapter in place on a clean kernel and store its outputs, printing each one's time. Each
 ## starts as in a fresh Colab runtime, with an empty runs folder of its own, so chapters 6 to 9 show the
 ## reference run. `make execute CHAPTERS="chapters/05_training.ipynb"` runs some of them.
+## The stored outputs are a CPU's (CUDA_VISIBLE_DEVICES hides a GPU): chapter 5 trains the `cpu` preset, as the text says.
 CHAPTERS ?= $(CHAPTER_FILES)
 execute: $(STAMP)
 	@for chapter in $(CHAPTERS); do \
 		runs=_build/execute/$$(basename $$chapter .ipynb)/runs; rm -rf $$runs; mkdir -p $$runs; \
 		start=$$(date +%s); \
-		$(BOOK_ENV) TINYLLM_RUNS=$(CURDIR)/$$runs $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+		$(BOOK_ENV) CUDA_VISIBLE_DEVICES= TINYLLM_RUNS=$(CURDIR)/$$runs $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 			--ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.record_timing=False $$chapter \
 			|| { echo "$$chapter failed"; exit 1; }; \
 		echo "$$chapter: $$(( $$(date +%s) - start )) s"; \

@@ -1,7 +1,8 @@
 """The command line of the course (hand-written, not generated).
 
     python -m tinyllm data  --out DIR [--character finn|mochi|SPEC.yaml] [--n N] [--seed S]
-    python -m tinyllm train --out RUN [--preset cpu|t4] [--character ...] [--steps N] [--seed S]
+    python -m tinyllm train --out RUN [--preset cpu|t4] [--character ...] [--steps N] [--seed S] [--resume]
+                                [--data DIR] [--device D]
     python -m tinyllm chat  RUN|finn [--prompt TEXT ...] [--seed N] [--temperature T] [--top-k K] [--top-p P]
                                 [--max-new-tokens N] [--single-turn] [--device D]
     python -m tinyllm eval  RUN|finn [--prompts N] [--seeds N] [--json] [--device D]
@@ -234,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "`torchrun --nproc_per_node=N -m tinyllm train ...`, N processes "
                                 "train the run together (chapter 11).")
     train.add_argument("--preset", choices=["cpu", "t4"],
-                       help="model shape and recipe (default: t4 on a CUDA GPU, else cpu)")
+                       help="model shape and recipe (default: t4 when training on a CUDA device, else cpu)")
     train.add_argument("--out", required=True, metavar="RUN", help="run directory to write")
     train.add_argument("--steps", type=positive, help="optimizer steps (default: the preset's)")
     train.add_argument("--seed", type=int, default=0, help="random seed for data and training (default %(default)s)")
