@@ -80,7 +80,8 @@ assignments: $(STAMP)
 diagrams: $(STAMP)
 	$(PY) book/diagrams.py
 
-## retrain the reference runs shipped in tinyllm/reference/ (Finn and Mochi: about 5 minutes on two cores; commit them),
+## retrain the cpu-preset reference runs shipped in tinyllm/reference/ (Finn and Mochi: about 5 minutes on two cores;
+## commit them; the 8M Finn, finn-t4, only by name: `python tools/reference.py finn-t4`, minutes on a GPU),
 ## profile a cpu step (a few minutes) and measure the cpu recipe's curve of in-character rate against time (about 40 more)
 reference: $(STAMP)
 	$(BOOK_ENV) $(PY) tools/reference.py

@@ -1,7 +1,9 @@
-"""The reference runs shipped with the library (tinyllm/reference/finn and mochi, written by `make reference`)."""
+"""The reference runs shipped with the library (tinyllm/reference/finn, finn-t4 and mochi, written by tools/reference.py)."""
 import hashlib
+import importlib.util
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 from safetensors import safe_open
@@ -9,7 +11,7 @@ from safetensors import safe_open
 import tinyllm
 from tinyllm.character import load_character
 from tinyllm.data import generate_conversations
-from tinyllm.model import ModelConfig
+from tinyllm.model import ModelConfig, TinyLM
 from tinyllm.tokenizer import Tokenizer, train_tokenizer
 from tinyllm.runs import (REFERENCE_RUNS, course_run_dir, data_fingerprint, is_finished, read_run_config,
                           run_character, run_path)
@@ -19,16 +21,22 @@ from command_line import run_tinyllm as run
 from tiny_runs import tiny_trainer
 
 FINN_RUN = REFERENCE_RUNS / "finn"
-NAMES = ["finn", "mochi"]   # chapter 5's Finn, chapter 9's Mochi
-STALE = "a shipped reference run no longer matches the chapters: run `make reference` and commit tinyllm/reference"
+_spec = importlib.util.spec_from_file_location("reference_tool", Path(__file__).parents[1] / "tools" / "reference.py")
+reference_tool = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(reference_tool)
+REFERENCES = reference_tool.REFERENCES   # name: (character, preset): chapter 5's two Finns, chapter 9's Mochi
+NAMES = sorted(REFERENCES)
+STALE = ("a shipped reference run no longer matches the chapters: run `make reference` (finn-t4: `python tools/reference.py finn-t4`) and commit tinyllm/reference")
 
 
 def record(name: str) -> dict:
     return json.loads((REFERENCE_RUNS / name / "reference.json").read_text())
 
 
-def test_the_shipped_runs_are_finn_and_mochi():
+def test_the_shipped_runs_are_the_reference_tool_s():
     assert sorted(p.name for p in REFERENCE_RUNS.iterdir() if p.is_dir() and not p.name.startswith(".")) == NAMES
+    assert {character for character, _ in REFERENCES.values()} == {"finn", "mochi"}
+    assert {preset for _, preset in REFERENCES.values()} == set(TRAIN_PRESETS)   # a reference for every recipe
 
 
 def test_the_shipped_curve_is_the_cpu_recipe_s_own():
@@ -53,7 +61,7 @@ def test_the_shipped_curve_is_the_cpu_recipe_s_own():
 @pytest.mark.parametrize("name", NAMES)
 def test_every_reply_of_a_shipped_character_fits_the_room_a_chat_leaves(name):
     "Training and chat keep REPLY_TOKENS free for the reply (chapter 5): a longer reply would be cut in a chat."
-    data = generate_conversations(character=load_character(name))
+    data = generate_conversations(character=load_character(REFERENCES[name][0]))
     tok = Tokenizer.load(REFERENCE_RUNS / name / "tokenizer.json")
     longest = max(len(tok.encode(reply)) + 1 for split in data.values() for reply in split["output"])   # + <|end|>
     assert longest <= REPLY_TOKENS
@@ -63,7 +71,7 @@ def test_every_reply_of_a_shipped_character_fits_the_room_a_chat_leaves(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_the_reference_is_trained_on_todays_data_and_tokenizer(name, tmp_path):
     "What chapters 1 and 2 produce today (the data, then the tokenizer trained on it) is what the reference learned."
-    data = generate_conversations(character=load_character(name))
+    data = generate_conversations(character=load_character(REFERENCES[name][0]))
     assert data_fingerprint(data) == record(name)["data_fingerprint"], STALE
     train_tokenizer(data).save(tmp_path / "tokenizer.json")
     today = (tmp_path / "tokenizer.json").read_bytes()
@@ -72,22 +80,37 @@ def test_the_reference_is_trained_on_todays_data_and_tokenizer(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_the_reference_is_the_cpu_preset_with_seed_0_as_it_stands(name):
-    run_dir, preset = REFERENCE_RUNS / name, TRAIN_PRESETS["cpu"]
-    config = read_run_config(run_dir)
+def test_the_reference_is_its_preset_with_seed_0_as_it_stands(name):
+    (character, preset_name), run_dir = REFERENCES[name], REFERENCE_RUNS / name
+    config, preset = read_run_config(run_dir), TRAIN_PRESETS[preset_name]
     assert config["train"] == asdict(preset) | {"seed": 0}, STALE
     assert config["data"] == {"n": preset.n_conversations, "seed": 0}
     assert config["step"] == preset.steps == record(name)["steps"] and is_finished(run_dir)
-    assert ModelConfig.from_dict(config["model"]) == ModelConfig.preset("cpu", config["model"]["vocab_size"]), STALE
-    assert run_character(run_dir) == load_character(name), STALE
-    assert (record(name)["preset"], record(name)["seed"], record(name)["tinyllm_version"]) == ("cpu", 0, tinyllm.__version__)
+    assert ModelConfig.from_dict(config["model"]) == ModelConfig.preset(preset_name, config["model"]["vocab_size"]), STALE
+    assert run_character(run_dir) == load_character(character), STALE
+    assert (record(name)["name"], record(name)["character"], record(name)["preset"], record(name)["seed"],
+            record(name)["tinyllm_version"]) == (name, character, preset_name, 0, tinyllm.__version__)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_record_says_where_the_reference_trained_and_for_how_long(name):
+    log = [json.loads(line) for line in (REFERENCE_RUNS / name / "train_log.jsonl").read_text().splitlines()]
+    assert record(name)["trained_on"].strip()
+    assert record(name)["training_minutes"] == round(reference_tool.training_seconds(log) / 60, 1) > 0
+
+
+def test_training_time_counts_each_logged_interval_once():
+    log = [{"step": 25, "seconds_per_step": 2.0}, {"step": 50, "seconds_per_step": 1.0}, {"step": 60, "seconds_per_step": 3.0}]
+    assert reference_tool.training_seconds(log) == 25 * 2.0 + 25 * 1.0 + 10 * 3.0
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_the_reference_is_small_half_precision_weights(name):
     with safe_open(str(REFERENCE_RUNS / name / "model.safetensors"), "pt") as weights:
         assert {str(weights.get_tensor(key).dtype) for key in weights.keys()} == {"torch.float16"}
-    assert sum(f.stat().st_size for f in (REFERENCE_RUNS / name).iterdir()) < 6_000_000
+    # fp16: 2 bytes a parameter, and little besides (the t4 model's 16 MB, the cpu one's 3.5 MB)
+    n_params = TinyLM(ModelConfig.from_dict(read_run_config(REFERENCE_RUNS / name)["model"])).num_params()
+    assert sum(f.stat().st_size for f in (REFERENCE_RUNS / name).iterdir()) < 2 * n_params + 500_000
 
 
 def test_load_finn_gives_the_reference_in_full_precision_and_it_talks():
@@ -123,6 +146,7 @@ def test_course_run_prefers_the_readers_finished_run(tmp_path, monkeypatch, caps
     assert course_run_dir("cpu") == tmp_path / "cpu"
     assert course_run("cpu") == FINN_RUN and "reference run 'finn'" in capsys.readouterr().out
     assert course_run("cat", reference="mochi") == REFERENCE_RUNS / "mochi"
+    assert course_run("t4", preset="t4") == REFERENCE_RUNS / "finn-t4" and "reference run 'finn-t4'" in capsys.readouterr().out
 
     data = generate_conversations(1_000, seed=0)
     shape = dict(n_layers=1, d_model=32, n_heads=2, d_ff=64, context_length=128, dropout=0.0)

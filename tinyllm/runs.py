@@ -2,7 +2,8 @@
 
 # %% auto #0
 __all__ = ['RUN_FORMAT', 'RUN_VERSION', 'REFERENCE_RUNS', 'pick_device', 'read_run_config', 'run_character', 'load_weights',
-           'load_data', 'data_fingerprint', 'course_run_dir', 'run_path', 'is_finished', 'read_train_log']
+           'load_data', 'data_fingerprint', 'course_run_dir', 'reference_name', 'run_path', 'is_finished',
+           'read_train_log']
 
 # %% ../chapters/05_training.ipynb #afb92431
 import hashlib
@@ -106,11 +107,16 @@ def course_run_dir(preset: str = "cpu") -> Path:
     return root / "runs" / preset
 
 
-REFERENCE_RUNS = Path(str(resources.files("tinyllm") / "reference"))   # finn/ and mochi/ (`make reference`)
+REFERENCE_RUNS = Path(str(resources.files("tinyllm") / "reference"))   # finn/, finn-t4/ and mochi/ (tools/reference.py)
+
+
+def reference_name(character: str, preset: str = "cpu") -> str:
+    "The shipped reference run of a character trained with a preset: `finn` (cpu), `finn-t4`, `mochi` (cpu)."
+    return character if preset == "cpu" else f"{character}-{preset}"
 
 
 def run_path(run: str | Path) -> Path:
-    "A run directory, or the name of a reference run shipped with the library (`\"finn\"`, `\"mochi\"`)."
+    "A run directory, or the name of a reference run shipped with the library (`\"finn\"`, `\"finn-t4\"`, `\"mochi\"`)."
     if not Path(run).exists() and (REFERENCE_RUNS / str(run) / "config.json").is_file():
         return REFERENCE_RUNS / str(run)
     return Path(run)

@@ -26,7 +26,7 @@ from .model import IGNORE_INDEX, ModelConfig, TinyLM
 # the run format, which chapter 5 writes into a module of its own (tinyllm/runs.py), as it does its judge
 # of replies (tinyllm/judge.py, below)
 from .runs import (REFERENCE_RUNS, RUN_FORMAT, RUN_VERSION, course_run_dir, is_finished, load_data, load_weights,
-                          pick_device, read_run_config, run_character)
+                          pick_device, read_run_config, reference_name, run_character)
 from .tokenizer import END, PAD, Tokenizer, train_tokenizer
 
 # %% ../chapters/05_training.ipynb #13e58909
@@ -154,7 +154,7 @@ class TrainConfig:
 
 # Model shape and training recipe per preset; the `cpu` recipe is chosen by measurement in chapter 5.
 TRAIN_PRESETS = {
-    "t4": TrainConfig(steps=3_000, batch_size=128, lr=1e-3, min_lr=1e-4, warmup_steps=150, eval_every=500),
+    "t4": TrainConfig(steps=3_000, batch_size=64, lr=1e-3, min_lr=1e-4, warmup_steps=150, eval_every=500),
     "cpu": TrainConfig(steps=1_350, batch_size=16, lr=3e-3, min_lr=3e-4, warmup_steps=100),
 }
 
@@ -421,9 +421,10 @@ def train_run(out: str | Path, preset: str | None = None, steps: int | None = No
     return trainer.fit(out, progress)
 
 # %% ../chapters/05_training.ipynb #5ef3a7c1
-def course_run(name: str = "cpu", reference: str = "finn", preset: str = "cpu") -> Path:
-    "The run a chapter starts from: your own run `name` once it has finished the `preset`, else the shipped `reference`."
-    own = course_run_dir(name)
+def course_run(name: str = "cpu", reference: str | None = None, preset: str = "cpu") -> Path:
+    """The run a chapter starts from: your own run `name` once it has finished the `preset`, else the shipped
+    `reference` (by default Finn's reference for that preset)."""
+    reference, own = reference or reference_name("finn", preset), course_run_dir(name)
     trained = read_run_config(own)["train"] if is_finished(own) else {}   # any seed, but the preset's recipe
     if trained and trained == asdict(TRAIN_PRESETS[preset]) | {"seed": trained["seed"]}:
         print(f"using your own run, {own.parent.name}/{own.name} (delete it to use the reference run again)")
