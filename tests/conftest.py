@@ -12,10 +12,19 @@ def book_html(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def finn():
-    "The reference run shipped with the library, on the CPU (chapters 10's exports and the chat page are checked on it)."
+    "The reference run the export tests use (finn-cpu: quicker to export than the 8M Finn chapter 10 shows), on the CPU."
     import tinyllm
 
-    return tinyllm.load("finn", device="cpu")
+    return tinyllm.load("finn-cpu", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def page_finn():
+    "The model the book's chat page runs: the reference Finn with chapter 10's int8 weights (`page_model`), on the CPU."
+    import tinyllm
+    from tinyllm.export import page_model
+
+    return page_model(tinyllm.load("finn", device="cpu"))
 
 
 @pytest.fixture(scope="session")

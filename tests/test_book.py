@@ -101,7 +101,7 @@ def test_intro_conversation_comes_from_the_generator():
 
 
 @pytest.mark.parametrize("page, heading", [("book/intro.md", "Finn, trained"),
-                                           ("README.md", "Finn, after a few minutes of training on a laptop CPU")])
+                                           ("README.md", "Finn, trained")])
 def test_quoted_model_replies_are_chapter_6s_stored_transcript(page, heading):
     pairs = quoted_pairs((ROOT / page).read_text(), heading)
     assert len(pairs) >= 3

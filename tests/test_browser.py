@@ -13,6 +13,7 @@ TINYLLM_BROWSER_TESTS=required (as in CI), where a missing browser fails the tes
 import functools
 import http.server
 import os
+import re
 import shutil
 import threading
 import time
@@ -23,6 +24,8 @@ from urllib.parse import urldefrag, urlparse
 
 import pytest
 from playwright import sync_api as playwright
+
+from tinyllm.generate import MAX_NEW_TOKENS
 
 from book_pages import CHAPTERS, ROOT, colab_url, stored_figures, title, toc_files
 
@@ -180,7 +183,7 @@ def ask(page, text: str, timeout_ms: int = 20_000) -> str:
 
 
 @pytest.fixture(scope="module")
-def chat_page(browser, site, finn, chat_questions):
+def chat_page(browser, site, page_finn, chat_questions):
     """The book's chat page, cut off from everything but the local server; and when its loading started (the slow
     fixtures first, so that the time to the first reply is the page's own)."""
     page = browser.new_page(viewport={"width": 1100, "height": 900})
@@ -191,7 +194,7 @@ def chat_page(browser, site, finn, chat_questions):
     page.close()
 
 
-def test_chat_page_answers_greedily_word_for_word_as_python_does(chat_page, finn, chat_questions):
+def test_chat_page_answers_greedily_word_for_word_as_python_does(chat_page, page_finn, chat_questions):
     page = chat_page.page
     page.fill("#tinyllm-temperature", "0")
     replies = []
@@ -203,18 +206,22 @@ def test_chat_page_answers_greedily_word_for_word_as_python_does(chat_page, finn
         shown = page.locator(".tinyllm-message.user").all_text_contents()
         assert shown == [question], "the page must show what was typed, as typed"
     assert len(chat_questions) >= 10
-    assert replies == [finn.reply(question, temperature=0) for question in chat_questions]
-    print(f"first reply {first_reply_seconds:.2f} s after the page began to load")
+    assert replies == [page_finn.reply(question, temperature=0) for question in chat_questions]
+    speed = re.fullmatch(r"last reply: (\d+) tokens in ([\d.]+) s, (\d+) tokens per second in this browser",
+                         page.locator("#tinyllm-speed").text_content())
+    assert speed, "the page shows how fast its last reply came"
+    assert 0 < int(speed[1]) <= MAX_NEW_TOKENS and int(speed[3]) > 0, speed.group(0)
+    print(f"first reply {first_reply_seconds:.2f} s after the page began to load; {speed.group(0)}")
     assert first_reply_seconds < 3, f"the first reply came {first_reply_seconds:.1f} s after the page began to load"
     assert not chat_page.errors and not chat_page.failed, (chat_page.errors, chat_page.failed)
     assert not chat_page.external, f"the chat page reached outside: {chat_page.external}"
 
 
-def test_chat_page_keeps_the_conversation_as_python_does(chat_page, finn, chat_questions):
+def test_chat_page_keeps_the_conversation_as_python_does(chat_page, page_finn, chat_questions):
     page = chat_page.page
     page.fill("#tinyllm-temperature", "0")
     page.click("#tinyllm-reset")
-    conversation = finn.conversation(temperature=0)
+    conversation = page_finn.conversation(temperature=0)
     turns = ["hello finn", "are you hungry?", "what is the meaning of life?", "do you like the rain?"]
     with warnings.catch_warnings(record=True) as forgetting:
         warnings.simplefilter("always")
@@ -227,19 +234,19 @@ def test_chat_page_keeps_the_conversation_as_python_does(chat_page, finn, chat_q
     assert not chat_page.errors and not chat_page.external, (chat_page.errors, chat_page.external)
 
 
-def test_chat_page_tokenizer_gives_our_ids(chat_page, finn, test_rows):
+def test_chat_page_tokenizer_gives_our_ids(chat_page, page_finn, test_rows):
     from tinyllm.chat_format import chat_messages
 
     texts = sorted({text for row in test_rows for text in [*row["history"], row["input"], row["output"]]})
     texts += TYPED + ["  two  spaces\tand a tab\n", "it's, IT'S, don't", "12345.678", "\u00a0nbsp"]
     ids = chat_page.page.evaluate("texts => texts.map(t => window.tinyllm.chat.tokenizer.encode(t))", texts)
-    assert ids == [finn.tok.encode(text) for text in texts]
+    assert ids == [page_finn.tok.encode(text) for text in texts]
     messages = chat_messages(test_rows[0])
     assert chat_page.page.evaluate("m => window.tinyllm.chat.tokenizer.encodeChat(m, true)", messages) == \
-        finn.tok.encode_chat(messages, add_generation_prompt=True)
+        page_finn.tok.encode_chat(messages, add_generation_prompt=True)
 
 
-def test_chat_page_fits_a_conversation_into_the_prompt_as_python_does(chat_page, finn, test_rows):
+def test_chat_page_fits_a_conversation_into_the_prompt_as_python_does(chat_page, page_finn, test_rows):
     "The page's prompt rule is chapter 5's fit_prompt, as chat uses it: the same ids, short or long, history or not."
     from tinyllm.chat_format import chat_messages
 
@@ -251,7 +258,7 @@ def test_chat_page_fits_a_conversation_into_the_prompt_as_python_does(chat_page,
     for max_new_tokens in (40, 64):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # the overlong message's warning; the page says it as a note
-            ours = [finn.prompt_ids(messages, max_new_tokens) for messages in conversations]
+            ours = [page_finn.prompt_ids(messages, max_new_tokens) for messages in conversations]
         page = chat_page.page.evaluate("([all, n]) => all.map(m => window.tinyllm.chat.promptIds(m, n))",
                                        [conversations, max_new_tokens])
         assert page == ours
@@ -275,7 +282,7 @@ def test_chat_page_samples_by_its_seed_and_refuses_an_empty_message(chat_page):
     assert not chat_page.errors and not chat_page.external, (chat_page.errors, chat_page.external)
 
 
-def test_chat_page_works_opened_from_disk(browser, book_html, finn):
+def test_chat_page_works_opened_from_disk(browser, book_html, page_finn):
     "file://, as a reader opens the built book offline: the model comes as a script, not a download."
     for entry in [book_html / "chat" / "index.html", book_html / f"{CHAT_PAGE}.html"]:
         page = browser.new_page()
@@ -284,7 +291,7 @@ def test_chat_page_works_opened_from_disk(browser, book_html, finn):
         page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
         page.goto(entry.as_uri(), wait_until="load")
         page.fill("#tinyllm-temperature", "0")
-        assert ask(page, "are you hungry?") == finn.reply("are you hungry?", temperature=0), entry
+        assert ask(page, "are you hungry?") == page_finn.reply("are you hungry?", temperature=0), entry
         page.close()
         if entry.name == "index.html":   # the page of its own loads nothing but its four files
             assert not errors, errors

@@ -2,14 +2,16 @@
 
 Colab comes with PyTorch, and gives every notebook a fresh runtime in an empty folder. A chapter's
 first cell must install the course on top of it without replacing it, and then the chapter must run
-there: chapters 6 and 7 with no `runs/` of the reader's, so on the reference run shipped with the
-library, in seconds rather than the minutes of training chapter 5's run. Here a new virtual environment gets the course's
+there: chapters 6 and 7 with no `runs/` of the reader's, so on the reference runs shipped with the
+library, rather than after the minutes of training chapter 5's run (with nbval's smaller budgets, conftest.py's
+SMALLER). Here a new virtual environment gets the course's
 torch and a notebook kernel (ipykernel) only. The set-up cell runs as it would in Colab: a
 `google.colab` module is faked, and the repository's GitHub address is replaced by a copy of this
 checkout. Where Colab downloads packages, this test installs them offline from the wheels `make setup`
 keeps of the course's own install (TINYLLM_WHEELS), so it checks the same steps in about the same
 time on any machine, whatever its network.
 """
+import importlib.util
 import json
 import os
 import shutil
@@ -30,9 +32,13 @@ from book_pages import CONFIG, ROOT
 WHEELS = Path(os.environ.get("TINYLLM_WHEELS", ROOT / ".venv" / "wheels"))
 
 TORCH = "torch==2.13.0"          # the pin of requirements.txt: Colab's own torch, in this test
-CHAPTERS = ["06_generation", "07_inside"]
+CHAPTERS = {"06_generation": "finn", "07_inside": "finn-cpu"}   # and the reference run each uses
 PRETEND_COLAB = 'import sys, types\nsys.modules["google.colab"] = types.ModuleType("google.colab")'
 OFFLINE = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(WHEELS)}   # pip, in the fresh environment and its kernel
+_spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
+root_conftest = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(root_conftest)
+SMALLER = root_conftest.SMALLER   # the smaller budgets nbval runs the heaviest cells on, here too
 
 
 def installed(python) -> dict[str, str]:
@@ -71,6 +77,9 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_installs_the_course_keeps_torch_and_runs(colab, chapter, monkeypatch, record_property):
     notebook = nbformat.read(ROOT / "chapters" / f"{chapter}.ipynb", as_version=4)
+    for cell in notebook.cells:
+        for old, new in SMALLER.get(chapter, []):
+            cell.source = cell.source.replace(old, new)
     setup = next(c for c in notebook.cells if c.cell_type == "code")
     github = f"git+{CONFIG['repository']['url']}"
     assert github in setup.source
@@ -90,7 +99,7 @@ def test_chapter_installs_the_course_keeps_torch_and_runs(colab, chapter, monkey
     print(f"{chapter}: {seconds:.0f} s in a fresh Colab-like runtime, install included")
     assert not (workdir / "runs").exists(), "the chapter trained a run of its own instead of using the reference"
     outputs = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []))
-    assert "using the reference run 'finn' shipped with tinyllm" in outputs
+    assert f"using the reference run '{CHAPTERS[chapter]}' shipped with tinyllm" in outputs
 
     after = installed(colab.python)
     assert after["torch"] == colab.before["torch"], f"the set-up cell replaced torch {colab.before['torch']}"

@@ -19,10 +19,12 @@ import transformers
 from tinyllm.cli import main
 from tinyllm.chat_format import chat_messages
 from tinyllm.data import generate_conversations
+from safetensors.torch import load as load_safetensors
+
 from tinyllm.export import (CHAT_TEMPLATE, CachedStep, OnnxChat, export_hf, export_onnx, export_web, gpt2_config,
-                            gpt2_name, quiet, require, to_gpt2_state_dict, web_model_data)
+                            gpt2_name, int8_weights, page_model, quantize_rows, quiet, require, to_gpt2_state_dict,
+                            web_model_data)
 from tinyllm.generate import MAX_NEW_TOKENS, TEMPERATURE, TOP_P, Sampling, generate_ids, load
-from tinyllm.runs import run_path
 
 from command_line import run_tinyllm
 from tiny_runs import tiny_run
@@ -43,7 +45,7 @@ def asked(finn, test_rows):
 
 @pytest.fixture(scope="module")
 def hf_folder(tmp_path_factory):
-    return export_hf("finn", tmp_path_factory.mktemp("hf") / "finn")
+    return export_hf("finn-cpu", tmp_path_factory.mktemp("hf") / "finn")
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,7 @@ def hf_tokenizer(hf_folder):
 
 @pytest.fixture(scope="module")
 def onnx_folder(tmp_path_factory):
-    return export_onnx("finn", tmp_path_factory.mktemp("onnx") / "finn")
+    return export_onnx("finn-cpu", tmp_path_factory.mktemp("onnx") / "finn")
 
 
 @pytest.fixture(scope="module")
@@ -250,12 +252,35 @@ def test_a_run_trained_here_exports_to_all_three(tmp_path, tiny_run_dir):
         assert hf_greedy_ids(hf, hf_tok, messages) == ours
         assert onnx_greedy_ids(onnx_tiny, messages) == ours
     data = web_model_data(tiny_run_dir)
-    assert base64.b64decode(data["safetensors"]) == (tiny_run_dir / "model.safetensors").read_bytes()
+    assert page_weights(data) == {k: v.tolist() for k, v in int8_weights(tiny.model).items()}
     assert data["config"] == tiny.model.config.to_dict()
 
 
+def page_weights(data: dict) -> dict[str, list]:
+    "The tensors a page receives, as lists (to compare exactly)."
+    return {name: tensor.tolist() for name, tensor in load_safetensors(base64.b64decode(data["safetensors"])).items()}
+
+
+def test_int8_rows_round_each_weight_to_the_nearest_step_of_its_row():
+    weight = torch.tensor([[0.4, -1.0, 0.25], [0.0, 0.0, 0.0], [3.0, 2.9, -0.001]])
+    q, scale = quantize_rows(weight)
+    assert q.dtype == torch.int8 and scale.dtype == torch.float32 and scale.tolist()[1] == 1.0   # a zero row
+    assert q.abs().amax(dim=1).tolist() == [127, 0, 127] and q[0].tolist() == [51, -127, 32]
+    assert ((q.float() * scale[:, None] - weight).abs() <= scale[:, None] / 2 + 1e-7).all()
+
+
+def test_the_page_model_is_the_model_with_rounded_matrices_and_its_own_vectors(finn):
+    paged = page_model(finn)
+    for (name, ours), (_, theirs) in zip(finn.model.named_parameters(), paged.model.named_parameters()):
+        if ours.dim() == 1:
+            assert torch.equal(ours, theirs), name
+        else:
+            assert 0 < (ours - theirs).abs().max() <= ours.abs().max() / 254 + 1e-7, name
+    assert paged.model.head.weight is paged.model.token_embedding.weight, "still tied"
+
+
 def test_the_web_folder_is_the_page_and_the_run(tmp_path, finn):
-    folder = export_web("finn", tmp_path / "web")
+    folder = export_web("finn-cpu", tmp_path / "web")
     assert sorted(p.name for p in folder.iterdir()) == ["chat.css", "chat.js", "index.html", "model.js"]
     script = (folder / "model.js").read_text()
     prefix = "window.TINYLLM_MODEL = "
@@ -263,7 +288,7 @@ def test_the_web_folder_is_the_page_and_the_run(tmp_path, finn):
     data = json.loads(script[len(prefix):-2])
     assert data["character"] == "Finn"   # the reference run's files, as the page receives them
     assert data["tokenizer"]["merges"] == [list(pair) for pair in finn.tok.merges]
-    assert base64.b64decode(data["safetensors"]) == (run_path("finn") / "model.safetensors").read_bytes()
+    assert page_weights(data) == {k: v.tolist() for k, v in int8_weights(finn.model).items()}
     html = (folder / "index.html").read_text()
     assert '<script src="model.js"></script>' in html and "http" not in html   # nothing from elsewhere
 
@@ -275,13 +300,13 @@ def test_an_existing_folder_is_replaced_only_when_forced(tmp_path):
     out.mkdir()
     (out / "mine.txt").write_text("keep me")
     with pytest.raises(FileExistsError, match="--force"):
-        export_web("finn", out)
+        export_web("finn-cpu", out)
     assert (out / "mine.txt").read_text() == "keep me"
-    export_web("finn", out, force=True)
+    export_web("finn-cpu", out, force=True)
     assert not (out / "mine.txt").exists() and (out / "model.js").exists()
     (tmp_path / "file").write_text("")
     with pytest.raises(FileExistsError, match="not a folder"):
-        export_web("finn", tmp_path / "file", force=True)
+        export_web("finn-cpu", tmp_path / "file", force=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "web"]   # no half-written folder left
 
 
@@ -308,7 +333,7 @@ def test_a_folder_that_is_not_a_run_is_refused_before_anything_is_written(tmp_pa
 def test_a_missing_package_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxscript", None)   # as if not installed: importing it raises ImportError
     with pytest.raises(ModuleNotFoundError, match=r"needs the onnxscript package: pip install 'tinyllm\[export\]'"):
-        export_onnx("finn", tmp_path / "onnx")
+        export_onnx("finn-cpu", tmp_path / "onnx")
     assert not list(tmp_path.iterdir())
     assert require("json", "anything") is json
 
@@ -316,12 +341,12 @@ def test_a_missing_package_says_what_to_install(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_cli_exports(tmp_path, capsys):
     "As a user runs it: a fresh process for --to hf, whose folder loads in transformers; then the other two."
-    result = run_tinyllm("export", "finn", "--to", "hf", str(tmp_path / "hf"))
+    result = run_tinyllm("export", "finn-cpu", "--to", "hf", str(tmp_path / "hf"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"wrote {tmp_path / 'hf'} in ") and "model.safetensors" in result.stdout
     assert transformers.AutoConfig.from_pretrained(tmp_path / "hf").activation_function == "relu"
     for form, made in [("onnx", "model.onnx"), ("web", "model.js")]:
-        assert main(["export", "finn", "--to", form, str(tmp_path / form)]) == 0
+        assert main(["export", "finn-cpu", "--to", form, str(tmp_path / form)]) == 0
         assert made in capsys.readouterr().out and (tmp_path / form / made).is_file()
 
 

@@ -1,4 +1,4 @@
-"""The reference runs shipped with the library (tinyllm/reference/finn, finn-t4 and mochi, written by tools/reference.py)."""
+"""The reference runs shipped with the library (tinyllm/reference/finn, finn-cpu and mochi, written by tools/reference.py)."""
 import hashlib
 import importlib.util
 import json
@@ -14,8 +14,8 @@ from tinyllm.data import generate_conversations
 from tinyllm.model import ModelConfig
 from tinyllm.tokenizer import Tokenizer, train_tokenizer
 from tinyllm.runs import (REFERENCE_RUNS, course_run_dir, data_fingerprint, is_finished, read_run_config,
-                          read_train_log, run_character, run_path)
-from tinyllm.train import REPLY_TOKENS, TRAIN_PRESETS, course_run
+                          read_train_log, reference_name, run_character, run_path)
+from tinyllm.train import REPLY_TOKENS, TRAIN_PRESETS, course_run, trained_preset
 
 from command_line import run_tinyllm as run
 from tiny_runs import tiny_trainer
@@ -26,7 +26,7 @@ reference_tool = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(reference_tool)
 REFERENCES = reference_tool.REFERENCES   # name: (character, preset): chapter 5's two Finns, chapter 9's Mochi
 NAMES = sorted(REFERENCES)
-STALE = ("a shipped reference run no longer matches the chapters: run `make reference` (finn-t4: `python tools/reference.py finn-t4`) and commit tinyllm/reference")
+STALE = ("a shipped reference run no longer matches the chapters: run `make reference` (finn: `python tools/reference.py finn`) and commit tinyllm/reference")
 
 
 def record(name: str) -> dict:
@@ -37,6 +37,12 @@ def test_the_shipped_runs_are_the_reference_tool_s():
     assert sorted(p.name for p in REFERENCE_RUNS.iterdir() if p.is_dir() and not p.name.startswith(".")) == NAMES
     assert {character for character, _ in REFERENCES.values()} == {"finn", "mochi"}
     assert {preset for _, preset in REFERENCES.values()} == set(TRAIN_PRESETS)   # a reference for every recipe
+    assert REFERENCES["finn"] == ("finn", "t4") and reference_name("finn", "cpu") == "finn-cpu"   # the book's Finn: the larger
+
+
+def test_asking_for_a_reference_that_does_not_ship_says_which_do():
+    with pytest.raises(ValueError, match="no reference run of mochi trained with the t4 preset.*finn, finn-cpu, mochi"):
+        reference_name("mochi", "t4")
 
 
 def test_the_shipped_curve_is_the_cpu_recipe_s_own():
@@ -145,20 +151,22 @@ def test_a_directory_named_finn_is_a_run_directory_not_the_reference(tmp_path, m
 def test_course_run_prefers_the_readers_finished_run(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TINYLLM_RUNS", str(tmp_path))
     assert course_run_dir("cpu") == tmp_path / "cpu"
-    assert course_run("cpu") == FINN_RUN and "reference run 'finn'" in capsys.readouterr().out
+    assert course_run("t4", "cpu") == FINN_RUN and "reference run 'finn'" in capsys.readouterr().out
     assert course_run("cat", reference="mochi") == REFERENCE_RUNS / "mochi"
-    assert course_run("t4", preset="t4") == REFERENCE_RUNS / "finn-t4" and "reference run 'finn-t4'" in capsys.readouterr().out
+    assert course_run("cpu", reference="finn-cpu") == REFERENCE_RUNS / "finn-cpu"
+    assert "reference run 'finn-cpu'" in capsys.readouterr().out
 
     data = generate_conversations(1_000, seed=0)
     shape = dict(n_layers=1, d_model=32, n_heads=2, d_ff=64, context_length=128, dropout=0.0)
     tiny_trainer(data, shape, steps=4, warmup_steps=1, log_every=2).fit(tmp_path / "cpu", progress=False)
-    assert is_finished(tmp_path / "cpu") and course_run("cpu") == FINN_RUN, "a tiny recipe is not chapter 5's run"
+    assert is_finished(tmp_path / "cpu") and course_run("t4", "cpu") == FINN_RUN, "a tiny recipe is not chapter 5's run"
 
     config = json.loads((tmp_path / "cpu" / "config.json").read_text())
     as_chapter_5 = config | {"train": asdict(TRAIN_PRESETS["cpu"]) | {"seed": 3}, "step": TRAIN_PRESETS["cpu"].steps}
     (tmp_path / "cpu" / "config.json").write_text(json.dumps(as_chapter_5))
     capsys.readouterr()
-    assert course_run("cpu") == tmp_path / "cpu" and "your own run" in capsys.readouterr().out
+    assert course_run("t4", "cpu") == tmp_path / "cpu" and "your own run, " in capsys.readouterr().out
+    assert trained_preset(tmp_path / "cpu") == "cpu" and trained_preset(tmp_path / "t4") is None
 
     (tmp_path / "cpu" / "config.json").write_text(json.dumps(as_chapter_5 | {"step": 700}))   # stopped half way
-    assert not is_finished(tmp_path / "cpu") and course_run("cpu") == FINN_RUN
+    assert not is_finished(tmp_path / "cpu") and course_run("t4", "cpu") == FINN_RUN

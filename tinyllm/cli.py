@@ -182,7 +182,7 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-RUN_HELP = "a run directory written by `train`, or finn, finn-t4 or mochi: a reference run shipped with tinyllm"
+RUN_HELP = "a run directory written by `train`, or finn, finn-cpu or mochi: a reference run shipped with tinyllm"
 
 
 def library_defaults() -> dict:

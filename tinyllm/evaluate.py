@@ -205,8 +205,8 @@ SCOREBOARD = [   # (key, label, what is better)
     ("test_loss_unseen", "  unseen wordings", "lower"), ("bits_per_byte", "bits per byte", "lower"),
     ("format_ok", "format ok", "higher"), ("persona", "uses topic words", "higher"),
     ("topic_accuracy", "on topic", "higher"), ("in_character", "in character", "higher"),
-    ("copy_rate", "copied from training", "-"), ("distinct_1", "distinct-1", "higher"),
-    ("distinct_2", "distinct-2", "higher"), ("repetition", "repeats a 3-gram", "lower"),
+    ("copy_rate", "copied from training", "-"), ("distinct_1", "distinct-1", "near data"),   # word salad is
+    ("distinct_2", "distinct-2", "near data"), ("repetition", "repeats a 3-gram", "lower"),     # the most varied
     ("robust_uppercase", "in character: UPPERCASE", "higher"), ("robust_typos", "in character: typos", "higher"),
     ("robust_punctuation", "in character: punctuation", "higher"), ("deflection", "deflects off-topic", "higher"),
     ("fresh_in_character", "in character: fresh, unseen", "higher"),

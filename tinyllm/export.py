@@ -4,7 +4,8 @@
 __all__ = ['EXTRAS', 'EXPORTERS', 'GPT2_NAMES', 'CHAT_TEMPLATE', 'CHAT_DEFAULTS', 'ONNX_INPUTS', 'ONNX_OUTPUTS', 'WEB_FILES',
            'require', 'exporter_folders', 'from_exporter', 'quiet', 'gpt2_config', 'gpt2_name', 'to_gpt2_state_dict',
            'to_gpt2', 'hf_tokenizer', 'generation_config', 'model_card', 'new_folder', 'export_hf', 'CachedStep',
-           'to_onnx', 'export_onnx', 'onnx_chat_settings', 'OnnxChat', 'web_model_data', 'export_web']
+           'to_onnx', 'export_onnx', 'onnx_chat_settings', 'OnnxChat', 'quantize_rows', 'int8_weights', 'dequantize',
+           'page_model', 'web_model_data', 'export_web']
 
 # %% ../chapters/10_shipping.ipynb #c10imports
 import base64
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from .attention import KVCache
@@ -340,25 +342,56 @@ class OnnxChat(ChatModel):
             return torch.from_numpy(logits)
         return run
 
+# %% ../chapters/10_shipping.ipynb #c10int8x
+def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    "Symmetric int8, one scale per row: q = round(w / scale), scale = the row's largest |w| / 127 (1 for a zero row)."
+    scale = weight.abs().amax(dim=1) / 127
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale)).float()
+    return torch.round(weight / scale[:, None]).to(torch.int8), scale
+
+
+def int8_weights(model: TinyLM) -> dict[str, torch.Tensor]:
+    "The page's weights: each matrix as int8 rows and its scales (`name.scale`), each vector in float32."
+    tensors = {}
+    for name, weight in model.named_parameters():   # the tied head is the embedding: named once
+        weight = weight.detach().cpu().float()
+        if weight.dim() == 2:
+            tensors[name], tensors[f"{name}.scale"] = quantize_rows(weight)
+        else:
+            tensors[name] = weight.contiguous()
+    return tensors
+
+
+def dequantize(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    "float32 weights from `int8_weights`: q × scale, row by row, as chat.js computes them."
+    return {name: t.float() * tensors[f"{name}.scale"][:, None] if t.dtype == torch.int8 else t
+            for name, t in tensors.items() if not name.endswith(".scale")}
+
+
+def page_model(chat: ChatModel) -> ChatModel:
+    "The model a chat page runs: `chat`'s, with each weight matrix rounded to int8 rows and back."
+    model = copy.deepcopy(chat.model).cpu()
+    missing, unexpected = model.load_state_dict(dequantize(int8_weights(chat.model)), strict=False)
+    assert not unexpected and set(missing) <= {"head.weight"}, (missing, unexpected)   # head: tied, set with the embedding
+    return ChatModel(model, chat.tok, chat.character)
+
 # %% ../chapters/10_shipping.ipynb #c10webx
 WEB_FILES = ["index.html", "chat.js", "chat.css"]   # tinyllm/web/: the page and its one small runtime
 
 
 def web_model_data(run: str | Path) -> dict:
-    "Everything the page needs about a run: its config, tokenizer, chat defaults and weights (a safetensors file)."
-    run = run_path(run)
-    config = read_run_config(run)
-    return {"name": run.name, "character": run_character(run).name.capitalize(), "config": config["model"],
+    "Everything the page needs about a run: its config, tokenizer, chat defaults and weights (int8 rows, safetensors)."
+    chat, run = load(run, device="cpu"), run_path(run)   # a run that does not load fails here, not in a browser
+    return {"name": run.name, "character": run_character(run).name.capitalize(), "config": read_run_config(run)["model"],
             "tokenizer": json.loads((run / "tokenizer.json").read_text(encoding="utf-8")),
             "chat": CHAT_DEFAULTS,
-            "safetensors": base64.b64encode((run / "model.safetensors").read_bytes()).decode("ascii")}
+            "safetensors": base64.b64encode(safetensors_bytes(int8_weights(chat.model))).decode("ascii")}
 
 
 def export_web(run: str | Path, out: str | Path, force: bool = False) -> Path:
     """Write a chat page that runs the model in the browser: index.html, chat.js, chat.css and model.js.
 
     model.js is a script, not data to fetch, so the page also works opened from disk (file://)."""
-    load(run, device="cpu")   # a run that does not load is an error here, not in a reader's browser
     data = json.dumps(web_model_data(run), separators=(",", ":"))
     with new_folder(out, run, force) as folder:
         for name in WEB_FILES:   # read as data: the package may be installed as a zip

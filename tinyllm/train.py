@@ -3,7 +3,7 @@
 # %% auto #0
 __all__ = ['REPLY_TOKENS', 'TRAIN_PRESETS', 'Example', 'fit_prompt', 'encode_conversations', 'length_buckets', 'collate',
            'TrainConfig', 'preset_for', 'learning_rate', 'make_optimizer', 'seeded', 'matmul_gflops', 'reply_loss',
-           'Trainer', 'train_run', 'course_run', 'estimate_run_seconds']
+           'Trainer', 'train_run', 'trained_preset', 'course_run', 'estimate_run_seconds']
 
 # %% ../chapters/05_training.ipynb #6f5b8684
 import contextlib
@@ -421,16 +421,24 @@ def train_run(out: str | Path, preset: str | None = None, steps: int | None = No
     return trainer.fit(out, progress)
 
 # %% ../chapters/05_training.ipynb #5ef3a7c1
-def course_run(name: str = "cpu", reference: str | None = None, preset: str = "cpu") -> Path:
-    """The run a chapter starts from: your own run `name` once it has finished the `preset`, else the shipped
-    `reference` (by default Finn's reference for that preset)."""
-    reference, own = reference or reference_name("finn", preset), course_run_dir(name)
-    trained = read_run_config(own)["train"] if is_finished(own) else {}   # any seed, but the preset's recipe
-    if trained and trained == asdict(TRAIN_PRESETS[preset]) | {"seed": trained["seed"]}:
-        print(f"using your own run, {own.parent.name}/{own.name} (delete it to use the reference run again)")
-        return own
-    print(f"using the reference run '{reference}' shipped with tinyllm (your own {own.parent.name}/{own.name} "
-          f"takes its place once it has finished the {preset} preset)")
+def trained_preset(run_dir: str | Path) -> str | None:
+    "The preset whose whole recipe a run has trained (with any seed), or None: unfinished or a recipe of its own."
+    trained = read_run_config(run_dir)["train"] if is_finished(run_dir) else None
+    return next((name for name, recipe in TRAIN_PRESETS.items()
+                 if trained == asdict(recipe) | {"seed": trained["seed"]}), None) if trained else None
+
+
+def course_run(*names: str, reference: str = "finn") -> Path:
+    """The run a chapter starts from: the first of your own runs `names` (folders of runs/) that has trained a
+    preset's whole recipe, else the `reference` run shipped with the library."""
+    for own in map(course_run_dir, names):
+        if preset := trained_preset(own):
+            print(f"using your own run, {own.parent.name}/{own.name} (the {preset} preset; "
+                  "delete it to use the reference run again)")
+            return own
+    yours = " or ".join(f"{course_run_dir(name).parent.name}/{name}" for name in names)
+    print(f"using the reference run '{reference}' shipped with tinyllm (your own {yours} takes its place "
+          "once it has finished)")
     return REFERENCE_RUNS / reference
 
 

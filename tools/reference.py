@@ -1,8 +1,8 @@
 """Regenerate the reference runs shipped with the library (`make reference`). Hand-written.
 
 Each reference run is a character trained with a preset and seed 0, exactly as the chapters train it:
-Finn with the `cpu` preset (chapter 5 on a CPU), Finn with the `t4` preset (chapter 5 on a GPU: the
-8M model) and Mochi with the `cpu` preset (chapter 9). This script trains them, or packs finished runs
+`finn`, Finn with the `t4` preset (chapter 5 on a GPU: the 8M model the book shows), `finn-cpu`, Finn
+with the `cpu` preset (chapter 5 on a CPU), and `mochi`, Mochi with the `cpu` preset (chapter 9). This script trains them, or packs finished runs
 given with --from, and writes what loading a run needs into tinyllm/reference/<name>/: the weights in
 half precision (3.5 MB instead of 7 MB for a cpu-preset run, 16 MB for the t4 one: the repository keeps
 every version forever, and fp16 changes Finn's scores by less than their spread over seeds),
@@ -11,9 +11,9 @@ run was trained on, where, and for how long. tests/test_reference.py fails when 
 matches what the chapters produce.
 
     python tools/reference.py                        # retrain the cpu-preset runs (about 5 minutes on two cores)
-    python tools/reference.py finn-t4                # the 8M Finn: minutes on a GPU, about 2 hours on two cores
-    python tools/reference.py finn --from runs/cpu   # pack chapter 5's finished run as Finn's reference
-    python tools/reference.py finn-t4 --from runs/t4 --trained-on "a Colab T4"
+    python tools/reference.py finn                   # the 8M Finn: minutes on a GPU, about 2 hours on two cores
+    python tools/reference.py finn-cpu --from runs/cpu --trained-on "my laptop"   # pack chapter 5's finished run
+    python tools/reference.py finn --from runs/t4 --trained-on "a Colab T4"
 """
 import argparse
 import hashlib
@@ -32,13 +32,12 @@ import tinyllm
 from tinyllm.character import load_character
 from tinyllm.data import atomic_folder
 from tinyllm.model import ModelConfig
-from tinyllm.runs import (REFERENCE_RUNS, data_fingerprint, is_finished, load_data, pick_device, read_run_config,
-                          read_train_log, reference_name, run_character)
+from tinyllm.runs import (REFERENCE_NAMES, REFERENCE_RUNS, data_fingerprint, is_finished, load_data, pick_device,
+                          read_run_config, read_train_log, run_character)
 from tinyllm.train import TRAIN_PRESETS, matmul_gflops, train_run
 
 # a reference run's name: (the character it plays, the preset it was trained with)
-REFERENCES = {reference_name(character, preset): (character, preset)
-              for character, preset in [("finn", "cpu"), ("finn", "t4"), ("mochi", "cpu")]}
+REFERENCES = {name: key for key, name in REFERENCE_NAMES.items()}
 RETRAINED_BY_DEFAULT = [name for name, (_, preset) in REFERENCES.items() if preset == "cpu"]
 COPIED = ("config.json", "tokenizer.json", "train_log.jsonl", "character.yaml")
 

@@ -3,7 +3,7 @@
  * This is the Python model (tinyllm/model.py, attention.py, tokenizer.py, generate.py) written out by hand,
  * the way llama2.c writes a transformer out in C: no libraries, just loops over Float32Arrays.
  * The page first loads model.js, which sets window.TINYLLM_MODEL = {name, character, config, tokenizer,
- * chat, safetensors (base64)}; this file then mounts a chat into <div id="tinyllm-chat">.
+ * chat, safetensors (base64; matrices as int8 rows)}; this file then mounts a chat into <div id="tinyllm-chat">.
  * Under node, `require("./chat.js")` gives the same API: load(modelData) -> {tokenizer, model, reply, ...}.
  */
 (function (root) {
@@ -35,6 +35,7 @@
     F32: [4, (view, i) => view.getFloat32(4 * i, true)],
     F16: [2, (view, i) => float16(view.getUint16(2 * i, true))],
     BF16: [2, (view, i) => bfloat16(view.getUint16(2 * i, true))],
+    I8: [1, (view, i) => view.getInt8(i)],   // a matrix rounded to int8 rows, with NAME.scale (chapter 10)
   };
 
   // The file: an 8-byte little-endian header length N, N bytes of JSON {name: {dtype, shape, data_offsets}}, the data.
@@ -46,12 +47,19 @@
     for (const [name, entry] of Object.entries(header)) {
       if (name === "__metadata__") continue;   // free-form strings, not a tensor
       const { dtype, shape, data_offsets: [start, end] } = entry;
-      if (!READERS[dtype]) throw new Error(`${name}: unsupported dtype ${dtype} (this page reads F16, BF16, F32)`);
+      if (!READERS[dtype]) throw new Error(`${name}: unsupported dtype ${dtype} (this page reads F16, BF16, F32, I8)`);
       const [size, read] = READERS[dtype], count = (end - start) / size;
       const view = new DataView(bytes.buffer, bytes.byteOffset + 8 + headerLength + start, end - start);
       const data = new Float32Array(count);
       for (let i = 0; i < count; i++) data[i] = read(view, i);
       tensors[name] = { shape, data };
+    }
+    for (const [name, { data }] of Object.entries(tensors)) {   // int8 rows back to floats: w = q * the row's scale
+      const scale = tensors[`${name}.scale`];
+      if (!scale) continue;
+      const columns = data.length / scale.data.length;
+      for (let i = 0; i < data.length; i++) data[i] *= scale.data[Math.floor(i / columns)];
+      delete tensors[`${name}.scale`];
     }
     return tensors;
   }
@@ -365,6 +373,7 @@
       const prompt = promptIds(messages, settings.maxNewTokens, settings.onNote);
       const decoder = tokenizer.streamDecoder();
       for (const token of generateIds(model, prompt, settings, endId, banned)) {
+        settings.onToken?.(token);
         const piece = decoder.piece(token);
         if (piece) yield piece;
       }
@@ -439,7 +448,8 @@
         setting("tinyllm-temperature", "temperature (0 = greedy)", d.temperature, { min: 0, max: 2, step: 0.1 }),
         setting("tinyllm-top-k", "top-k", d.topK, { min: 1, step: 1 }),
         setting("tinyllm-top-p", "top-p", d.topP, { min: 0.05, max: 1, step: 0.05 }),
-        setting("tinyllm-seed", "seed", 0, { step: 1 })]));
+        setting("tinyllm-seed", "seed", 0, { step: 1 })]),
+      parts.speed = element("div", { id: "tinyllm-speed", className: "tinyllm-meta" }));
     return parts;
   }
 
@@ -452,7 +462,7 @@
       container.replaceChildren(message("error", `cannot load the model: ${error.message}`));
       return null;
     }
-    const { log, input, send, reset, form } = buildWidget(container, bot);
+    const { log, input, send, reset, form, speed } = buildWidget(container, bot);
     const say = (role, text) => log.appendChild(message(role, text));
     let pending = null;   // the reply being written: a note about the prompt goes just before it
     const conversation = bot.conversation({ onNote: (text) => log.insertBefore(message("note", text), pending) });
@@ -471,6 +481,9 @@
       // turn n of the conversation uses seed + n: the turns differ, and the same chat replays the same
       const seed = (number("tinyllm-seed") ?? 0) + conversation.messages.length / 2;
       const reply = pending = say("assistant", "");
+      let tokens = 0;
+      conversation.settings.onToken = () => tokens++;
+      const started = performance.now();
       try {
         for (const piece of conversation.stream(text, seed)) {
           if (mine !== run) return;
@@ -478,6 +491,9 @@
           log.scrollTop = log.scrollHeight;
           await nextFrame();
         }
+        const seconds = (performance.now() - started) / 1000;   // as the reader saw it, drawing included
+        speed.textContent = `last reply: ${tokens} tokens in ${seconds.toFixed(2)} s, ` +
+          `${Math.round(tokens / seconds)} tokens per second in this browser`;
       } catch (error) {   // bad settings, say: shown in place of the reply
         reply.className = "tinyllm-message error";
         reply.textContent = error.message;
