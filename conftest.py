@@ -30,10 +30,11 @@ SMALLER = {   # chapter: (text in exactly one of its code cells, what runs inste
     "04_transformer": [("steps: int = 300", "steps: int = 30")],             # each rung of the ladder
     "06_generation": [("unseen_questions(data, 120)", "unseen_questions(data, 30)"),   # five settings, sampled
                       ('"do you like the light?", "are you lonely?"]', "]")],             # ten seeds per question
-    "08_evaluation": [("losses = held_out_loss(finn, data)",                               # a shorter test split
-                       'data["test"] = data["test"].select(range(800)); losses = held_out_loss(finn, data)'),
-                      ("prompts = unseen_questions(data, 200)", "prompts = unseen_questions(data, 60)"),
-                      ("n_prompts=200, seeds=(0, 1, 2)", "n_prompts=60, seeds=(0,)"),      # four models' scores
+    "08_evaluation": [("held_out_loss(finn, data)",                                         # the loss, and
+                       "held_out_loss(finn, {**data, 'test': data['test'].shuffle(seed=0).select(range(600))})"),
+                      ("evaluate(chat, data, FINN, n_prompts=200, seeds=(0, 1, 2))",      # four models' scores,
+                       "evaluate(chat, {**data, 'test': data['test'].shuffle(seed=0).select(range(600))}, FINN, "
+                       "n_prompts=60, seeds=(0,))"),                                     # on a share of the test split
                       ("[\"in_character\"] for seed in (0, 1, 2)]", "[\"in_character\"] for seed in (0,)]"),   # fresh
                       ('"--prompts", "50"', '"--prompts", "10"')],                         # the command line
     "10_shipping": [("unseen_questions(data, 200)", "unseen_questions(data, 40)")],       # the page's int8 model
