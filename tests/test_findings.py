@@ -12,7 +12,7 @@ import ast
 import pytest
 
 from tinyllm.distributed import SAME_WEIGHTS
-from tinyllm.train import REPLY_TOKENS
+from tinyllm.train import REPLY_TOKENS, TRAIN_PRESETS
 
 from book_pages import CHAPTERS
 from test_prose import glued
@@ -141,6 +141,10 @@ def test_chapter_8_findings():
     assert gap > 5 * max(v["large_in_character_spread"], v["small_in_character_spread"]), "many times either spread"
     assert gap > 2 * v["interval_half_width"], "larger than the uncertainty the choice of questions leaves"
     assert v["finn_test_loss"] < v["small_test_loss"], "his test loss is lower too"
+    assert round(v["large_params"] / v["small_params"]) == 5, "five times the parameters"
+    t4, cpu = TRAIN_PRESETS["t4"], TRAIN_PRESETS["cpu"]
+    assert t4.batch_size == 4 * cpu.batch_size and round(t4.steps / cpu.steps) == 2, "four times per step, twice the steps"
+    assert round(t4.steps * t4.batch_size / (cpu.steps * cpu.batch_size)) == 9, "about nine times the conversations"
     assert v["finn_format_ok"] > 0.95, "format is learned"
     assert v["finn_in_character"] < v["data_in_character"] - 0.15, "persona is still the hard part"
     plain, upper, typos = v["finn_in_character"], v["finn_robust_uppercase"], v["finn_robust_typos"]
