@@ -26,15 +26,14 @@ def pytest_collectstart(collector):
         collector.skip_compare += ("stderr",)
 
 
+TEST_SHARE = "{**data, 'test': data['test'].shuffle(seed=0).select(range(600))}"   # chapter 8's data, 600 test rows
 SMALLER = {   # chapter: (text in exactly one of its code cells, what runs instead under test)
     "04_transformer": [("steps: int = 300", "steps: int = 30")],             # each rung of the ladder
     "06_generation": [("unseen_questions(data, 120)", "unseen_questions(data, 30)"),   # five settings, sampled
                       ('"do you like the light?", "are you lonely?"]', "]")],             # ten seeds per question
-    "08_evaluation": [("held_out_loss(finn, data)",                                         # the loss, and
-                       "held_out_loss(finn, {**data, 'test': data['test'].shuffle(seed=0).select(range(600))})"),
+    "08_evaluation": [("held_out_loss(finn, data)", f"held_out_loss(finn, {TEST_SHARE})"),   # the loss, and
                       ("evaluate(chat, data, FINN, n_prompts=200, seeds=(0, 1, 2))",      # four models' scores,
-                       "evaluate(chat, {**data, 'test': data['test'].shuffle(seed=0).select(range(600))}, FINN, "
-                       "n_prompts=60, seeds=(0,))"),                                     # on a share of the test split
+                       f"evaluate(chat, {TEST_SHARE}, FINN, n_prompts=60, seeds=(0,))"),   # on a share of the test split
                       ("[\"in_character\"] for seed in (0, 1, 2)]", "[\"in_character\"] for seed in (0,)]"),   # fresh
                       ('"--prompts", "50"', '"--prompts", "10"')],                         # the command line
     "10_shipping": [("unseen_questions(data, 200)", "unseen_questions(data, 40)")],       # the page's int8 model

@@ -423,20 +423,23 @@ def train_run(out: str | Path, preset: str | None = None, steps: int | None = No
 # %% ../chapters/05_training.ipynb #5ef3a7c1
 def trained_preset(run_dir: str | Path) -> str | None:
     "The preset whose whole recipe a run has trained (with any seed), or None: unfinished or a recipe of its own."
-    trained = read_run_config(run_dir)["train"] if is_finished(run_dir) else None
-    return next((name for name, recipe in TRAIN_PRESETS.items()
-                 if trained == asdict(recipe) | {"seed": trained["seed"]}), None) if trained else None
+    if not is_finished(run_dir):
+        return None
+    trained = read_run_config(run_dir)["train"]
+    return next((name for name, recipe in TRAIN_PRESETS.items() if trained == asdict(recipe) | {"seed": trained["seed"]}),
+                None)
 
 
 def course_run(*names: str, reference: str = "finn") -> Path:
     """The run a chapter starts from: the first of your own runs `names` (folders of runs/) that has trained a
     preset's whole recipe, else the `reference` run shipped with the library."""
-    for own in map(course_run_dir, names):
+    owns = [course_run_dir(name) for name in names]
+    for own in owns:
         if preset := trained_preset(own):
             print(f"using your own run, {own.parent.name}/{own.name} (the {preset} preset; "
                   "delete it to use the reference run again)")
             return own
-    yours = " or ".join(f"{course_run_dir(name).parent.name}/{name}" for name in names)
+    yours = " or ".join(f"{own.parent.name}/{own.name}" for own in owns)
     print(f"using the reference run '{reference}' shipped with tinyllm (your own {yours} takes its place "
           "once it has finished)")
     return REFERENCE_RUNS / reference

@@ -2,8 +2,8 @@
 
 Each reference run is a character trained with a preset and seed 0, exactly as the chapters train it:
 `finn`, Finn with the `t4` preset (chapter 5 on a GPU: the 8M model the book shows), `finn-cpu`, Finn
-with the `cpu` preset (chapter 5 on a CPU), and `mochi`, Mochi with the `cpu` preset (chapter 9). This script trains them, or packs finished runs
-given with --from, and writes what loading a run needs into tinyllm/reference/<name>/: the weights in
+with the `cpu` preset (chapter 5 on a CPU), and `mochi`, Mochi with the `cpu` preset (chapter 9). This
+script trains them, or packs finished runs given with --from, and writes what loading a run needs into tinyllm/reference/<name>/: the weights in
 half precision (3.5 MB instead of 7 MB for a cpu-preset run, 16 MB for the t4 one: the repository keeps
 every version forever, and fp16 changes Finn's scores by less than their spread over seeds),
 config.json, tokenizer.json, train_log.jsonl, character.yaml, and reference.json, a record of what the
