@@ -32,7 +32,7 @@ from book_pages import CONFIG, ROOT
 WHEELS = Path(os.environ.get("TINYLLM_WHEELS", ROOT / ".venv" / "wheels"))
 
 TORCH = "torch==2.13.0"          # the pin of requirements.txt: Colab's own torch, in this test
-CHAPTERS = {"06_generation": "finn", "07_inside": "finn-cpu"}   # and the reference run each uses
+CHAPTERS = {"06_generation": "finn", "07_inside": "finn"}   # and the reference run each uses
 PRETEND_COLAB = 'import sys, types\nsys.modules["google.colab"] = types.ModuleType("google.colab")'
 OFFLINE = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(WHEELS)}   # pip, in the fresh environment and its kernel
 _spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")

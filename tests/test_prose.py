@@ -182,7 +182,7 @@ def millions(value: str) -> str:
 # The numbers the README and the book's pages quote, each with the chapter value it must equal:
 # (number as written) -> (chapter, glued name, how the page writes it).
 PAGE_NUMBERS = {
-    "1.7M": ("07_inside", "finn_params", millions),
+    "1.7M": ("08_evaluation", "small_params", millions),
     "8.1M": ("04_transformer", "t4_params", millions),
     "3.5MB": ("05_training", "reference_mb", lambda value: f"{float(value):.1f}MB"),
 }
