@@ -54,3 +54,19 @@ def build_book(out: Path) -> Path:
                              "-W", "-n", "--keep-going"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out / "_build" / "html"
+
+
+READING_WORDS_PER_MINUTE = 200
+
+
+def teaching_counts(notebook: Path) -> tuple[int, int]:
+    """What book/teachers.md's table says of a chapter: minutes to read its prose (questionnaire answers left out,
+    to the nearest 5, at least 5) and lines of code in its code cells (to the nearest 50, at least 50)."""
+    words = code = 0
+    for cell in cells(notebook):
+        text = source(cell)
+        if cell["cell_type"] == "code":
+            code += sum(bool(line.strip()) for line in text.splitlines())
+        elif not text.startswith(":::{admonition} Answers"):
+            words += len(re.findall(r"[A-Za-z0-9']+", re.sub(r"\{glue:text\}`[^`]*`", "N", text)))
+    return max(5, round(words / READING_WORDS_PER_MINUTE / 5) * 5), max(50, round(code / 50) * 50)

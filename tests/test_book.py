@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from book_pages import CHAPTERS, CONFIG, ROOT, cells, colab_url, source, stored_figures, title, toc_files
+from book_pages import (CHAPTERS, CONFIG, ROOT, cells, colab_url, source, stored_figures, teaching_counts, title,
+                        toc_files)
 
 
 def test_every_toc_entry_exists_and_every_chapter_is_listed():
@@ -109,6 +110,14 @@ def test_quoted_model_replies_are_chapter_6s_stored_transcript(page, heading):
                      if c["cell_type"] == "code" for o in c.get("outputs", []))
     missing = [(you, finn) for you, finn in pairs if f"you:  {you}\nfinn: {finn}\n" not in stored]
     assert not missing, f"{page} quotes replies chapter 6 did not produce: {missing}"
+
+
+def test_teachers_table_reading_and_code_are_the_chapters_own():
+    rows = re.findall(r"^\| (\d+)\. [^|]+\| about (\d+) min \| about (\d+) lines \|", (ROOT / "book" / "teachers.md").read_text(),
+                      flags=re.M)
+    assert [int(n) for n, _, _ in rows] == list(range(1, len(CHAPTERS) + 1)), "a row per chapter, in order"
+    for (n, minutes, lines), chapter in zip(rows, CHAPTERS):
+        assert (int(minutes), int(lines)) == teaching_counts(chapter), f"teachers.md's row for chapter {n} is stale"
 
 
 def test_book_figures_are_the_chapters_own():

@@ -15,8 +15,8 @@ from tinyllm.character import character_problems, character_yaml, load_character
 from tinyllm.chat_format import ASSISTANT, END, USER, chat_text, format_chat
 from tinyllm.data import (EARLIER_EXCHANGES, MIN_CONVERSATIONS, TYPO_RATE, Slots, atomic_folder, conversation,
                           dressed_forms, generate_conversations, held_out_asks, lint, load_conversations,
-                          misspell, normalize, reply_problems, save_conversations, seen_in_training,
-                          training_questions, unseen_questions, words)
+                          misspell, normalize, reply, reply_odds, reply_problems, save_conversations,
+                          seen_in_training, training_questions, unseen_questions, words)
 
 FINN = load_character("finn")
 
@@ -206,6 +206,38 @@ def test_question_and_answer_talk_about_the_same_food(rows):
             assert replied in named, (message, answer)
             checked += 1
     assert checked >= 20   # the 60,000 conversations hold about 30 such rows
+
+
+def test_question_slots_note_what_each_question_drew_without_changing_the_data(data):
+    noted = {}
+    again = generate_conversations(question_slots=noted)
+    assert all(again[split][:] == data[split][:] for split in data), "noting the slots changes no conversation"
+    for split in data.values():
+        assert all((m, a) in noted for m, a in zip(split["input"], split["output"])), "every exchange is noted"
+    shown = [(m, s) for (m, _), s in noted.items() if s]
+    assert len(shown) > 1000 and sum(all(v in m.lower() for v in s.values()) for m, s in shown) > 0.8 * len(shown), \
+        "the values a question drew show in it (but for the odd typo)"
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.sampled_from([t for t in FINN.topics if t.name in {"food", "colors", "feelings", "meaning_of_life", "tank"}]),
+       st.integers(0, 2**32 - 1))
+def test_whatever_a_question_drew_the_reply_the_generator_writes_has_its_odds(topic, seed):
+    rng = random.Random(seed)
+    slots = Slots(rng, FINN.pools | topic.pools)
+    rng.choice(topic.asks).format_map(slots)   # the question draws its slots first, as in `conversation`
+    odds = reply_odds(topic, FINN, dict(slots))
+    assert abs(sum(odds.values()) - 1) < 1e-9 and min(odds.values()) > 0
+    assert reply(rng, topic, FINN, slots) in odds
+
+
+def test_reply_odds_match_how_often_the_generator_writes_each_reply():
+    topic = next(t for t in FINN.topics if t.name == "meaning_of_life")   # few replies: counts come out sharp
+    odds, rng, n = reply_odds(topic, FINN), random.Random(0), 60_000
+    counts = Counter(reply(rng, topic, FINN, Slots(rng, FINN.pools | topic.pools)) for _ in range(n))
+    assert set(counts) <= set(odds), "the generator writes only replies that have odds"
+    for text, p in sorted(odds.items(), key=lambda item: -item[1])[:20]:   # the likeliest, within 5 standard errors
+        assert abs(counts[text] / n - p) < 5 * (p * (1 - p) / n) ** 0.5, (text, counts[text] / n, p)
 
 
 # --- leak-free splits ---------------------------------------------------------------------

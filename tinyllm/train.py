@@ -3,7 +3,7 @@
 # %% auto #0
 __all__ = ['REPLY_TOKENS', 'TRAIN_PRESETS', 'Example', 'fit_prompt', 'encode_conversations', 'length_buckets', 'collate',
            'TrainConfig', 'preset_for', 'learning_rate', 'make_optimizer', 'seeded', 'matmul_gflops', 'reply_loss',
-           'Trainer', 'train_run', 'trained_preset', 'course_run', 'estimate_run_seconds']
+           'Trainer', 'train_run', 'trained_preset', 'course_run', 'estimate_run_seconds', 'reply_floor']
 
 # %% ../chapters/05_training.ipynb #6f5b8684
 import contextlib
@@ -21,7 +21,7 @@ from fastcore.basics import patch
 from safetensors.torch import load_file, save_file, save_model
 
 from .character import Character, character_yaml, load_character
-from .data import N_CONVERSATIONS, atomic_folder
+from .data import N_CONVERSATIONS, atomic_folder, reply_odds
 from .model import IGNORE_INDEX, ModelConfig, TinyLM
 # the run format, which chapter 5 writes into a module of its own (tinyllm/runs.py), as it does its judge
 # of replies (tinyllm/judge.py, below)
@@ -461,3 +461,20 @@ def estimate_run_seconds(trainer: Trainer, steps: int = 20) -> float:
     trainer.evaluate(trainer.valid_examples)
     per_evaluation = time.perf_counter() - start
     return c.steps * per_step + math.ceil(c.steps / c.eval_every) * per_evaluation
+
+# %% ../chapters/05_training.ipynb #f1a0b2c3
+def reply_floor(rows: dict[str, list], character: Character, question_slots: dict, tok: Tokenizer) -> float:
+    """The least loss any model can have on the last replies of `rows`, in nats per token as `reply_loss` counts
+    them (a reply's tokens and its <|end|>): each reply's −log probability under the generator (`reply_odds`,
+    given its topic and the slot values its question drew, `question_slots`), summed, over their tokens."""
+    topics = {topic.name: topic for topic in character.topics}
+    odds = {}   # one table for each topic and question slots: many replies share it
+    nats, tokens = 0.0, 0
+    for message, answer, topic in zip(rows["input"], rows["output"], rows["category"]):
+        slots = question_slots[message, answer]
+        key = (topic, tuple(sorted(slots.items())))
+        if key not in odds:
+            odds[key] = reply_odds(topics[topic], character, slots)
+        nats -= math.log(odds[key][answer])
+        tokens += len(tok.encode(answer)) + 1
+    return nats / tokens
