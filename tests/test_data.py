@@ -213,8 +213,9 @@ def test_question_slots_note_what_each_question_drew_without_changing_the_data(d
     again = generate_conversations(question_slots=noted)
     assert all(again[split][:] == data[split][:] for split in data), "noting the slots changes no conversation"
     for split in data.values():
-        assert all((m, a) in noted for m, a in zip(split["input"], split["output"])), "every exchange is noted"
-    shown = [(m, s) for (m, _), s in noted.items() if s]
+        assert all(row in noted for row in zip(split["input"], split["output"], split["category"])), \
+            "every exchange is noted"
+    shown = [(m, s) for (m, _, _), s in noted.items() if s]
     assert len(shown) > 1000 and sum(all(v in m.lower() for v in s.values()) for m, s in shown) > 0.8 * len(shown), \
         "the values a question drew show in it (but for the odd typo)"
 
@@ -229,6 +230,23 @@ def test_whatever_a_question_drew_the_reply_the_generator_writes_has_its_odds(to
     odds = reply_odds(topic, FINN, dict(slots))
     assert abs(sum(odds.values()) - 1) < 1e-9 and min(odds.values()) > 0
     assert reply(rng, topic, FINN, slots) in odds
+
+
+def test_reply_odds_keep_the_questions_slot_values():
+    food = next(t for t in FINN.topics if t.name == "food")
+    odds = reply_odds(food, FINN, {"food": "flakes"})
+    assert "ooh, flakes. that is my favorite. please drop it in." in odds
+    assert not [t for t in odds if t.startswith("ooh, ") and not t.startswith("ooh, flakes.")], "the question's food"
+    assert not [t for t in odds if "i like flakes and flakes." in t], "{food2} avoids a value already drawn"
+    rng, n = random.Random(1), 40_000
+    counts = Counter()
+    for _ in range(n):
+        slots = Slots(rng, FINN.pools | food.pools)
+        slots["food"] = "flakes"   # as if the question had drawn it
+        counts[reply(rng, food, FINN, slots)] += 1
+    assert set(counts) <= set(odds)
+    for text, p in sorted(odds.items(), key=lambda item: -item[1])[:20]:   # the likeliest, within 5 standard errors
+        assert abs(counts[text] / n - p) < 5 * (p * (1 - p) / n) ** 0.5, (text, counts[text] / n, p)
 
 
 def test_reply_odds_match_how_often_the_generator_writes_each_reply():

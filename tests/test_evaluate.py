@@ -11,7 +11,7 @@ from datasets import DatasetDict
 import tinyllm
 from tinyllm.character import character_yaml, load_character
 from tinyllm.data import generate_conversations, normalize, seen_in_training, unseen_questions, words
-from tinyllm.evaluate import (OFF_TOPIC, ORIGINS, SCOREBOARD, VARIANTS, Reply, deflects, distinct_n, evaluate,
+from tinyllm.evaluate import (OFF_TOPIC, SCOREBOARD, VARIANTS, Reply, deflects, distinct_n, evaluate,
                               evaluate_run, format_problems, fresh_prompts, held_out_loss, repeats_ngram,
                               reply_origins, sample_replies, score_replies, scoreboard, topic_vocabulary,
                               uses_vocabulary)
@@ -104,23 +104,26 @@ def test_score_replies_counts_persona_only_for_well_formed_replies():
     assert scores["copy_rate"] == pytest.approx(1 / 3)
 
 
-def test_reply_origins_tell_copied_from_composed_from_new():
+def test_reply_origins_judge_each_reply_against_its_own_question():
     noted = {}
-    data = generate_conversations(2_000, seed=0, question_slots=noted)
+    data = generate_conversations(6_000, seed=0, question_slots=noted)
     train, test = data["train"].to_dict(), data["test"].to_dict()
     training_replies = set(train["output"])
     topics = {t.name: t for t in FINN.topics}
-    # a test question, and replies to it: one from training, one the generator writes but training lacks,
-    # one from another topic, and one the generator never writes at all
-    message, answer, topic = next((m, a, t) for m, a, t in zip(test["input"], test["output"], test["category"])
-                                  if a not in training_replies and t != "meaning_of_life")
-    other = next(a for a, t in zip(train["output"], train["category"]) if t == "meaning_of_life")
-    replies = [Reply(message, topic, train["output"][train["category"].index(topic)], True),
-               Reply(message, topic, answer, True), Reply(message, topic, other + " blub blub", True),
-               Reply(message, topic, "i am a very small fish who likes the moon.", True)]
+    # a test question that drew a slot value its reply repeats, in a reply that training lacks
+    message, answer, topic, name, value = next(
+        (m, a, t, name, value) for m, a, t in zip(test["input"], test["output"], test["category"])
+        for name, value in noted[m, a, t].items() if f" {value}" in f" {a}" and a not in training_replies)
+    pool = (FINN.pools | topics[topic].pools)[name.rstrip("0123456789")]
+    other_value = next(v for v in pool if v != value and v not in answer)
+    other_topic = next(r for r, t in zip(train["output"], train["category"]) if t != topic and r not in answer)
+    replies = [Reply(train["input"][0], train["category"][0], train["output"][0], True)]   # a training exchange
+    replies += [Reply(message, topic, text, True) for text in
+                [answer, other_topic, answer.replace(value, other_value), "i am a very small fish."]]
     assert reply_origins(replies, training_replies, FINN, noted) == [
-        "copied", "composed", "new to the generator", "new to the generator"]
-    assert set(ORIGINS) == {"copied", "composed", "new to the generator"} and topic in topics
+        "copied", "composed", "not for this question", "not for this question", "not for this question"]
+    with pytest.raises(ValueError, match="no notes for the question"):
+        reply_origins([Reply("a question nobody asked", "food", "food.", True)], training_replies, FINN, noted)
 
 
 def test_deflection_needs_form_and_a_world_word():

@@ -87,7 +87,8 @@ def test_chapter_5_findings():
     # the floor (chapter 1's reply_odds): below the run's losses, and not helped by knowing the topic
     assert 0 < v["floor_seen"] < v["test_loss_seen"] and 0 < v["floor_unseen"] < v["test_loss_unseen"]
     assert v["questions_with_two_topics"] < 20, "the topic is nearly always in the question"
-    assert 0 < v["floor_covered"] < 1 and v["unseen_gap_per_reply"] > 0
+    assert abs(v["floor_seen"] - v["floor_unseen"]) < 0.01, "the floor is the same for both wordings"
+    assert 0 < v["floor_covered"] < 1 and v["unseen_gap_per_reply"] > 0   # (quoted: the way down, the gap per reply)
 
 
 def test_chapter_6_findings():
@@ -167,9 +168,10 @@ def test_chapter_8_findings():
     assert v["floor_test_loss"] < min(v["finn_test_loss"], v["small_test_loss"]), "no model below the floor"
     assert v["floor_test_loss_unseen"] < v["loss_unseen"], "nor on unseen wordings"
     assert 0.25 < 1 - v["finn_topic_accuracy"] < 0.34, "yet nearly a third of his replies are off topic"
-    assert abs(v["finn_copied"] + v["finn_composed"] + v["finn_new"] - 1) < 1e-9
+    assert abs(v["finn_copied"] + v["finn_composed"] + v["finn_not_for_question"] - 1) < 1e-9
+    assert v["data_not_for_question"] == 0 and abs(v["data_copied"] - v["data_copy_rate"]) < 0.1
     assert 0.25 < v["finn_composed"] / v["data_composed"] < 0.42, "he composes about a third as often as the data"
-    assert 0 < v["finn_new"] < v["finn_composed"], "and some replies are new to the generator"
+    assert abs(v["finn_not_for_question"] - (1 - v["finn_topic_accuracy"])) < 0.05, "the two checks agree"
     assert v["finn_in_character"] < v["data_in_character"] - 0.15, "persona is still the hard part"
     plain, upper, typos = v["finn_in_character"], v["finn_robust_uppercase"], v["finn_robust_typos"]
     assert abs(upper - typos) < 0.05 and max(upper, typos) < plain - 0.1, "capitals and typos cost about the same, far more"
@@ -212,9 +214,10 @@ def test_chapter_9_findings():
     assert few < many, "fewer topics: a clearly lower loss, beyond both spreads over training seeds"
     gap = v["few_in_character"] - v["many_in_character"]
     assert gap > 2 * max(v["few_in_character_spread"], v["many_in_character_spread"]), "well beyond either spread"
-    assert v["many_in_character_spread"] > 2 * v["few_in_character_spread"], "the runs on all topics vary a lot"
-    assert abs(v["mochi_copied"] + v["mochi_composed"] + v["mochi_new"] - 1) < 1e-9
-    assert v["mochi_copied"] > 0.9 and v["mochi_composed"] < 0.1, "she copies most replies, composing almost nothing"
+    assert 2 < gap / max(v["few_in_character_spread"], v["many_in_character_spread"]) < 4, "about three times"
+    assert v["many_in_character_spread"] > 0.05, "the runs on all the topics vary a lot from one seed to the next"
+    assert abs(v["mochi_copied"] + v["mochi_composed"] + v["mochi_not_for_question"] - 1) < 1e-9
+    assert v["mochi_copied"] > 0.5 and v["mochi_composed"] < 0.1, "she copies most replies, composing almost nothing"
 
 
 @pytest.mark.parametrize("stem", ["05", "09"])

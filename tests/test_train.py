@@ -6,17 +6,19 @@ from dataclasses import replace
 import pytest
 import torch
 
+import tinyllm
+
 from tinyllm.characters import MOCHI
 from tinyllm.character import load_character
 from tinyllm.chat_format import chat_text
-from tinyllm.data import generate_conversations, unseen_questions
+from tinyllm.data import generate_conversations, reply_odds, unseen_questions
 from tinyllm.model import IGNORE_INDEX, PRESETS, ModelConfig
 from tinyllm.tokenizer import PAD, Tokenizer, train_tokenizer
 from tinyllm.runs import pick_device, read_run_config, run_character
 from tinyllm.judge import greedy_in_character_rate, in_character
 from tinyllm.train import (REPLY_TOKENS, TRAIN_PRESETS, Example, TrainConfig, Trainer, collate,
                            encode_conversations, learning_rate, length_buckets, fit_prompt, preset_for, reply_loss,
-                           seeded, train_run)
+                           reply_floor, seeded, train_run)
 
 from command_line import run_tinyllm
 
@@ -399,3 +401,20 @@ def test_pick_device_names_what_there_is():
         pick_device("gpu")
     with pytest.raises(ValueError, match="device 'cuda:7' is not available"):
         pick_device("cuda:7")
+
+
+def test_the_floor_is_the_generators_own_surprise_per_reply_token():
+    noted = {}
+    rows = generate_conversations(2_000, seed=0, question_slots=noted)["test"].to_dict()
+    tok = tinyllm.load("finn-cpu", device="cpu").tok
+    examples = [Example(e.ids, e.reply_start) for e in encode_conversations(rows, tok, 128)]
+    tokens = sum(len(e.ids) - e.reply_start for e in examples)   # the last replies' tokens, as reply_loss scores them
+    topics = {t.name: t for t in FINN.topics}
+    nats = -sum(math.log(reply_odds(topics[t], FINN, noted[m, a, t])[a])
+                for m, a, t in zip(rows["input"], rows["output"], rows["category"]))
+    assert math.isclose(reply_floor(rows, FINN, noted, tok), nats / tokens)
+    with pytest.raises(ValueError, match="no slots noted"):
+        reply_floor(rows, FINN, {}, tok)
+    wrong = dict(rows, output=["i am not a fish."] + rows["output"][1:])
+    with pytest.raises(ValueError, match="never writes"):
+        reply_floor(wrong, FINN, noted | {(wrong["input"][0], wrong["output"][0], wrong["category"][0]): {}}, tok)

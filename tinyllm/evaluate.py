@@ -110,25 +110,32 @@ def repeats_ngram(text: str, n: int = 3) -> bool:
     return len(grams) != len(set(grams))
 
 # %% ../chapters/08_evaluation.ipynb #c0b1a2d5
-ORIGINS = ("copied", "composed", "new to the generator")
+ORIGINS = ("copied", "composed", "not for this question")
 
 
 def reply_origins(replies: list[Reply], training_replies: set[str], character: Character,
                   question_slots: dict) -> list[str]:
-    """Where each reply comes from, one of ORIGINS: a training reply, a new one the generator could have written
-    for its question (chapter 1's `reply_odds`), or one it never writes for it. `question_slots`: chapter 1's
-    notes of the slot values each question drew (`generate_conversations(..., question_slots=...)`)."""
+    """Where each reply comes from, one of ORIGINS. A reply the generator could write for its question (chapter 1's
+    `reply_odds`, given the question's topic and the slot values it drew) is 'copied' if training holds it word
+    for word, else 'composed'; any other reply, copied or not, is 'not for this question'.
+    `question_slots`: chapter 1's notes, `generate_conversations(..., question_slots=...)`."""
     topics = {topic.name: topic for topic in character.topics}
-    slots_of = {message: slots for (message, _), slots in question_slots.items()}   # a question shows its slots
+    drew = defaultdict(set)   # (question, topic) -> the slot values it drew: a question can come more than one way
+    for (message, _, topic), slots in question_slots.items():
+        drew[message, topic].add(tuple(sorted(slots.items())))
     odds, origins = {}, []
     for reply in replies:
-        if reply.text in training_replies:
-            origins.append("copied")
-            continue
-        key = (reply.topic, tuple(sorted(slots_of[reply.message].items())))
-        if key not in odds:   # one table for each topic and question slots: many replies share it
-            odds[key] = reply_odds(topics[reply.topic], character, dict(key[1]))
-        origins.append("composed" if reply.text in odds[key] else "new to the generator")
+        if (reply.message, reply.topic) not in drew:
+            raise ValueError(f"no notes for the question {reply.message!r} ({reply.topic}): "
+                             "generate the data it comes from with question_slots")
+        ways = [(reply.topic, slots) for slots in drew[reply.message, reply.topic]]
+        for way in ways:
+            if way not in odds:   # one table for each topic and question slots: many replies share it
+                odds[way] = reply_odds(topics[way[0]], character, dict(way[1]))
+        if not any(reply.text in odds[way] for way in ways):
+            origins.append("not for this question")
+        else:
+            origins.append("copied" if reply.text in training_replies else "composed")
     return origins
 
 # %% ../chapters/08_evaluation.ipynb #6f676782

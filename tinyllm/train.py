@@ -464,17 +464,22 @@ def estimate_run_seconds(trainer: Trainer, steps: int = 20) -> float:
 
 # %% ../chapters/05_training.ipynb #f1a0b2c3
 def reply_floor(rows: dict[str, list], character: Character, question_slots: dict, tok: Tokenizer) -> float:
-    """The least loss any model can have on the last replies of `rows`, in nats per token as `reply_loss` counts
-    them (a reply's tokens and its <|end|>): each reply's −log probability under the generator (`reply_odds`,
-    given its topic and the slot values its question drew, `question_slots`), summed, over their tokens."""
+    """The floor under the loss on the last replies of `rows`, in nats per token as `reply_loss` counts them (a
+    reply's tokens and its <|end|>): each reply's −log probability under the generator (`reply_odds`, given its
+    topic and the slot values its question drew, from `question_slots`), summed, over their tokens. No model's
+    expected loss is lower; on a sample of replies it is an estimate, as a loss is."""
     topics = {topic.name: topic for topic in character.topics}
     odds = {}   # one table for each topic and question slots: many replies share it
     nats, tokens = 0.0, 0
     for message, answer, topic in zip(rows["input"], rows["output"], rows["category"]):
-        slots = question_slots[message, answer]
+        slots = question_slots.get((message, answer, topic))
+        if slots is None:
+            raise ValueError(f"no slots noted for {message!r} -> {answer!r}: generate the rows with question_slots")
         key = (topic, tuple(sorted(slots.items())))
         if key not in odds:
             odds[key] = reply_odds(topics[topic], character, slots)
+        if answer not in odds[key]:
+            raise ValueError(f"the generator never writes {answer!r} for {message!r}: rows from another character?")
         nats -= math.log(odds[key][answer])
         tokens += len(tok.encode(answer)) + 1
     return nats / tokens
