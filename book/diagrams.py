@@ -16,6 +16,7 @@ Which chapter uses which diagram:
     chapter 5  training_step      one step of the training loop, as a cycle
     chapter 6  kv_cache           generation with a key/value cache, step by step
     chapter 7  logit_lens         reading the residual stream after every layer
+    chapter 7  steering           writing to it: a topic's direction, added after a block at every position
     chapter 10 onnx_step          the model as one ONNX graph, its KV cache as inputs and outputs
     chapter 11 data_parallel      one training step on two processes: half a batch each, one all-reduce
 
@@ -584,6 +585,32 @@ def logit_lens() -> Figure:
     return fig
 
 
+def steering() -> Figure:
+    "Chapter 7: steering, a topic's direction added to the residual stream after a block, at every position."
+    fig, ax = _figure(3.7, "Steering: add a direction to the residual stream",
+                      "The same model, the same weights; one vector added at every position while Finn answers.")
+    y_res, y_vec, y_mean = 2.35, 1.35, 0.5
+    _box(ax, 0.75, y_res, 1.1, 0.46, "embeddings", role="tensor", size=SMALL)
+    xs = [2.05 + 1.5 * i for i in range(N_LAYERS)]
+    plus = (xs[0] + 0.75, y_res)
+    _arrow(ax, (1.3, y_res), (xs[0] - 0.45, y_res))
+    for i, x in enumerate(xs):
+        _box(ax, x, y_res, 0.9, 0.46, f"layer {i}", size=SMALL)   # counted from 0, as in chapter 7
+    _arrow(ax, (xs[0] + 0.45, y_res), (plus[0] - 0.13, y_res))
+    _plus(ax, *plus)
+    _arrow(ax, (plus[0] + 0.13, y_res), (xs[1] - 0.45, y_res))
+    _box(ax, 6.75, y_res, 1.5, 0.46, "final norm, head", size=SMALL)
+    _arrow(ax, (xs[-1] + 0.45, y_res), (6.0, y_res))
+    _text(ax, 6.75, y_res - 0.42, "p(next token):\nnow about food", color=SOFT_INK)
+    _box(ax, plus[0], y_vec, 2.3, 0.5, "scale × food direction", "one vector, as wide as the stream", role="reply", size=SMALL)
+    _arrow(ax, (plus[0], y_vec + 0.25), (plus[0], y_res - 0.13))
+    _text(ax, plus[0] + 0.12, (y_vec + y_res) / 2 + 0.05, "after 1 block", ha="left", color=SOFT_INK)
+    _box(ax, plus[0], y_mean, 5.6, 0.5, "the food direction = mean stream on food replies",
+         "− the mean of the other topics' means (Finn's own conversations)", role="tensor", size=SMALL)
+    _arrow(ax, (plus[0], y_mean + 0.25), (plus[0], y_vec - 0.25))
+    return fig
+
+
 def onnx_step() -> Figure:
     "Chapter 10: the model as one ONNX graph, the KV cache as its inputs and outputs, called once per step."
     fig, ax = _figure(3.9, "One ONNX graph, called once per step",
@@ -641,6 +668,7 @@ DIAGRAMS = {   # chapter order
     "training_step": training_step,
     "kv_cache": kv_cache,
     "logit_lens": logit_lens,
+    "steering": steering,
     "onnx_step": onnx_step,
     "data_parallel": data_parallel,
 }

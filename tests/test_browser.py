@@ -282,6 +282,30 @@ def test_chat_page_samples_by_its_seed_and_refuses_an_empty_message(chat_page):
     assert not chat_page.errors and not chat_page.external, (chat_page.errors, chat_page.external)
 
 
+def test_chat_page_steers_as_python_does(chat_page, page_finn, chat_questions):
+    "A topic and a slider (chapter 7): at each scale the page's greedy replies are those of `steered(page_model(finn))`."
+    from tinyllm.interpret import run_directions, steered
+
+    page, directions = chat_page.page, run_directions("finn")
+    page.fill("#tinyllm-temperature", "0")
+    assert page.input_value("#tinyllm-steer-topic") == "food" and page.input_value("#tinyllm-steer-scale") == "0"
+    pushed = []
+    for topic, scale in [("food", 4), ("food", -3), ("sleep", 1.5)]:
+        page.select_option("#tinyllm-steer-topic", topic)
+        page.fill("#tinyllm-steer-scale", str(scale))
+        assert page.locator("#tinyllm-steer-shown").text_content() == str(scale), "the page shows the scale"
+        push = steered(page_finn, directions[topic], scale)
+        for question in chat_questions[:3]:
+            page.click("#tinyllm-reset")
+            expected = push.reply(question, temperature=0)
+            assert ask(page, question) == expected, (topic, scale, question)
+            pushed.append(expected != page_finn.reply(question, temperature=0))
+    assert sum(pushed) > len(pushed) / 2, "these pushes change most replies: the page is tested steered, not as trained"
+    page.select_option("#tinyllm-steer-topic", "food")
+    page.fill("#tinyllm-steer-scale", "0")   # Finn as trained again, for the tests after this one
+    assert not chat_page.errors and not chat_page.external, (chat_page.errors, chat_page.external)
+
+
 def test_chat_page_works_opened_from_disk(browser, book_html, page_finn):
     "file://, as a reader opens the built book offline: the model comes as a script, not a download."
     for entry in [book_html / "chat" / "index.html", book_html / f"{CHAT_PAGE}.html"]:

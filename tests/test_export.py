@@ -21,6 +21,7 @@ from tinyllm.chat_format import chat_messages
 from tinyllm.data import generate_conversations
 from safetensors.torch import load as load_safetensors
 
+from tinyllm.interpret import STEER_AFTER, run_directions
 from tinyllm.export import (CHAT_TEMPLATE, CachedStep, OnnxChat, export_hf, export_onnx, export_web, gpt2_config,
                             gpt2_name, int8_weights, page_model, quantize_rows, quiet, require, to_gpt2_state_dict,
                             web_model_data)
@@ -254,6 +255,10 @@ def test_a_run_trained_here_exports_to_all_three(tmp_path, tiny_run_dir):
     data = web_model_data(tiny_run_dir)
     assert page_weights(data) == {k: v.tolist() for k, v in int8_weights(tiny.model).items()}
     assert data["config"] == tiny.model.config.to_dict()
+    steering = load_safetensors(base64.b64decode(data["steering"]["safetensors"]))   # chapter 7's, where it steers
+    assert data["steering"]["after"] == STEER_AFTER and data["steering"]["topic"] == "food"
+    assert {topic: vector.tolist() for topic, vector in steering.items()} == \
+        {topic: direction[STEER_AFTER].tolist() for topic, direction in run_directions(tiny_run_dir).items()}
 
 
 def page_weights(data: dict) -> dict[str, list]:

@@ -149,6 +149,34 @@ def test_chapter_7_findings():
     assert v["mention_food"] == 1.0
 
 
+
+def test_chapter_7_steering():
+    v = values("07")
+    scales, control, points = v["steer_by_scale"], v["steer_by_scale_random"], v["steer_by_point"]
+    scale, broken = str(v["steer_scale"]), str(v["steer_break_scale"])
+    assert v["steer_topics"] > 12 and v["food_direction_share_embeddings"] < v["food_direction_share"] < 0.5, \
+        "short next to the stream, and shorter still at the embeddings"
+    assert scales["0"]["about food"] == v["steer_food_before"] < 0.1, "asked about other things, he rarely talks food"
+    assert v["steer_food"] == scales[scale]["about food"] and v["steer_food_low"] > 0.5, "steered, most replies are"
+    assert v["steer_food_low"] < v["steer_food"] < v["steer_food_high"]
+    assert v["steer_well_formed"] == scales[scale]["well-formed"] >= 0.9, "and still in his voice"
+    assert v["steer_distinct"] < v["steer_distinct_before"], "with fewer different replies"
+    assert float(broken) > float(scale) and v["steer_broken_well_formed"] == scales[broken]["well-formed"] < 0.5, \
+        "a larger scale breaks them"
+    assert max(scales[s]["about food"] for s in scales if float(s) > float(broken)) < 0.05, \
+        "at larger scales they stop being about food"
+    assert all(scores["about food"] <= 0.05 for scores in control.values()), "a random direction: no food"
+    assert v["random_food_max"] <= 0.05 and v["random_well_formed_at_break"] >= 0.9, \
+        "and as long as the one that broke them, it leaves them well-formed"
+    best, names = v["steer_best_layer"], list(points)
+    assert points[best]["about food"] == v["steer_best_layer_food"] == max(p["about food"] for p in points.values())
+    assert best == "layer 0", "after the first block, where `steered` adds it unless told"
+    low = v["steer_best_layer_low"]   # the low end of its 95% interval
+    assert points["layer 1"]["about food"] >= low and points["layer 2"]["about food"] >= low, "the next close behind"
+    assert v["steer_embeddings_food"] == points["embeddings"]["about food"] < low - 0.2, "the embeddings: much less"
+    assert v["steer_last_layer_food"] == points[names[-1]]["about food"] < low - 0.2, "the last layer: less too"
+
+
 def test_chapter_8_findings():
     v = values("08")
     mean = lambda xs: sum(xs) / len(xs)

@@ -75,6 +75,18 @@ def test_answer_is_the_reply_and_whether_it_ended():
         finn.answer("  ")
 
 
+def test_answers_are_each_messages_answer_in_batches_of_one_length(finn):
+    messages = ["hi", "are you hungry?", "hi finn", "what is the meaning of life?", "ARE YOU HUNGRY?", "hi"]
+    greedy, sampled = Sampling(temperature=0, max_new_tokens=20), Sampling(max_new_tokens=20)
+    assert finn.answers(messages, greedy, batch_size=2) == [finn.answer(m, temperature=0, max_new_tokens=20)
+                                                             for m in messages]
+    seeds = [5, 6, 7, 8, 9, 10]
+    assert finn.answers(messages, sampled, seeds) == [finn.answer(m, seed, max_new_tokens=20)
+                                                      for m, seed in zip(messages, seeds)]
+    with pytest.raises(ValueError, match="say something: Finn cannot answer an empty message"):
+        finn.answers(["hi", " "])
+
+
 def test_same_seed_same_reply_and_greedy_is_deterministic(finn):
     assert finn.reply("are you hungry?", seed=7) == finn.reply("are you hungry?", seed=7)
     replies = {finn.reply("are you hungry?", seed=s, temperature=1.5, top_k=None, top_p=None) for s in range(8)}
@@ -282,6 +294,34 @@ def test_cli_missing_or_corrupt_run_gets_one_line(tmp_path, run_dir, setup, mess
 def test_cli_bad_settings_get_one_line(run_dir, args, message):
     result = run_cli(str(run_dir), "--prompt", "hi", *args)
     assert result.returncode in (1, 2) and message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_cli_steers_with_the_runs_topic_directions(run_dir, finn):
+    from tinyllm.interpret import run_directions, steered
+
+    args = [str(run_dir), "--prompt", "hi", "--temperature", "0", "--steer", "food=4", "--steer", "light=-1.5"]
+    result = run_cli(*args, "--steer-after", "2")
+    assert result.returncode == 0, result.stderr
+    directions = run_directions(run_dir)
+    push = 4 * directions["food"] - 1.5 * directions["light"]
+    assert result.stdout.splitlines() == [" ".join(steered(finn, push, 1.0, 2).reply("hi", temperature=0).split())]
+    assert run_cli(*args).stdout == run_cli(*args, "--steer-after", "1").stdout, "after one block unless told"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args, message", [
+    (["--steer", "food"], "--steer: must be NAME=SCALE, a topic of the run's character and a number (food=4), got 'food'"),
+    (["--steer", "food=lots"], "--steer: must be NAME=SCALE"),
+    (["--steer", "pizza=4"], "no direction 'pizza' in tiny: its directions are its character's topics (age, algae,"),
+    (["--steer", "food=4", "--steer-after", "3"], "cannot steer after 3 blocks: this model has 2 (0 steers the embeddings)"),
+    (["--steer-after", "1"], "--steer-after says where to add a direction: give one with --steer NAME=SCALE"),
+])
+def test_cli_bad_steering_gets_one_line(run_dir, args, message):
+    result = run_cli(str(run_dir), "--prompt", "hi", *args)
+    assert result.returncode in (1, 2) and message in result.stderr and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()   # argparse's usage lines, then the one error line
+    assert sum("error:" in line for line in lines) == 1 and message in lines[-1], result.stderr
 
 
 def test_filters_agree_with_hugging_face_transformers():

@@ -1,12 +1,17 @@
-"""Chapter 7: tracing, attention maps, the logit lens, embeddings and ablation (tinyllm/interpret.py)."""
+"""Chapter 7: tracing, attention maps, the logit lens, embeddings, ablation and steering (tinyllm/interpret.py)."""
 import matplotlib
 import pytest
 import torch
+from safetensors.torch import save_model
 
+import tinyllm
 from tinyllm.data import generate_conversations
-from tinyllm.interpret import (ablate, attention_grid, attention_maps, chat_ids, components, embedding_projection,
-                               logit_lens, nearest_neighbours, token_labels, trace)
+from tinyllm.generate import ChatModel
+from tinyllm.interpret import (STEERING_FILE, ablate, attention_grid, attention_maps, chat_ids, components,
+                               embedding_projection, logit_lens, nearest_neighbours, run_directions, steered,
+                               token_labels, topic_directions, topic_means, trace)
 from tinyllm.model import ModelConfig, TinyLM
+from tinyllm.runs import run_path
 from tinyllm.tokenizer import train_tokenizer
 
 matplotlib.use("Agg")
@@ -135,3 +140,86 @@ def test_nearest_neighbours(model, tok):
     assert [s for _, s in neighbours] == sorted((s for _, s in neighbours), reverse=True)
     with pytest.raises(ValueError, match="not one"):
         nearest_neighbours(model, tok, "the meaning of life")
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return generate_conversations(1_000, seed=0)["train"].to_dict()
+
+
+def test_a_topic_mean_is_the_mean_stream_over_the_positions_that_write_its_replies(model, tok, rows):
+    means = topic_means(model, tok, rows, per_topic=3)
+    assert set(means) == set(rows["category"])
+    c = model.config
+    assert all(mean.shape == (c.n_layers + 1, c.d_model) for mean in means.values())
+    topic = rows["category"][0]   # by hand, one conversation at a time with trace
+    chosen = [(m, r) for m, r, t in zip(rows["input"], rows["output"], rows["category"]) if t == topic][:3]
+    assistant, end = tok.special_tokens["<|assistant|>"], tok.special_tokens["<|end|>"]
+    by_hand = 0
+    for message, reply in chosen:   # the positions from <|assistant|> up to the reply's last token, <|end|> left out
+        ids = chat_ids(tok, message, reply)
+        assert ids.count(assistant) == 1 and ids[-1] == end
+        by_hand = by_hand + trace(model, ids).residuals[:, ids.index(assistant):len(ids) - 1].mean(1) / 3
+    torch.testing.assert_close(means[topic], by_hand, atol=1e-5, rtol=1e-4)
+
+
+def test_topic_directions_are_each_mean_against_the_others_and_sum_to_zero():
+    torch.manual_seed(0)
+    means = {name: torch.randn(3, 8) for name in "abcd"}
+    directions = topic_directions(means)
+    torch.testing.assert_close(directions["a"], means["a"] - (means["b"] + means["c"] + means["d"]) / 3)
+    torch.testing.assert_close(sum(directions.values()), torch.zeros(3, 8), atol=1e-5, rtol=0)
+
+
+def test_steered_adds_the_scaled_direction_after_its_block_and_rejects_a_missing_one(model, tok):
+    chat = ChatModel(model, tok)
+    direction = torch.randn(model.config.n_layers + 1, model.config.d_model)
+    push = steered(chat, direction, 2.5, after=2)
+    assert push.model is model and set(push.steer) == {2}
+    torch.testing.assert_close(push.steer[2], 2.5 * direction[2])
+    plain = chat.reply("are you hungry?", temperature=0, max_new_tokens=8)
+    assert steered(chat, direction, 0.0).reply("are you hungry?", temperature=0, max_new_tokens=8) == plain
+    assert chat.steer is None, "steering makes a new chat; the one it came from is unchanged"
+    twice = steered(steered(chat, direction, 1.0, after=2), direction, -3.0, after=2)
+    torch.testing.assert_close(twice.steer[2], -2.0 * direction[2])   # pushes add up
+
+    class OwnStep(ChatModel):   # as chapter 10's OnnxChat: a step that is not the model's forward
+        def step(self):
+            return lambda new: None
+    with pytest.raises(ValueError, match="a OwnStep runs its own step, which cannot steer"):
+        steered(OwnStep(model, tok), direction, 1.0)
+    for after in (-1, model.config.n_layers + 1):
+        with pytest.raises(ValueError, match=f"cannot steer after {after} blocks: this model has 3"):
+            steered(chat, direction, 1.0, after=after)
+
+
+@pytest.mark.slow
+def test_run_directions_are_computed_once_then_read_and_survive_a_folder_we_cannot_write(tmp_path, monkeypatch):
+    import shutil
+
+    import tinyllm.interpret
+
+    run = tmp_path / "finn-cpu"
+    shutil.copytree(run_path("finn-cpu"), run, ignore=shutil.ignore_patterns(STEERING_FILE))
+    computed = run_directions(run)
+    assert (run / STEERING_FILE).is_file() and not list(run.glob("*.partial"))
+    assert set(computed) == {topic.name for topic in tinyllm.load(run).character.topics}
+    read = run_directions(run)
+    assert read.keys() == computed.keys() and all(torch.equal(read[t], computed[t]) for t in read)
+    weights = run / "model.safetensors"   # other weights (a run retrained in place): the kept ones are stale
+    original = weights.read_bytes()
+    model = tinyllm.load(run, device="cpu").model
+    with torch.no_grad():
+        model.blocks[0].feed_forward.down.bias.add_(1.0)
+    save_model(model, str(weights))
+    changed = run_directions(run)
+    assert not all(torch.equal(changed[t], computed[t]) for t in changed), "recomputed from the new weights"
+    weights.write_bytes(original)
+    (run / STEERING_FILE).unlink()
+
+    def cannot_write(tensors, path, metadata=None):
+        raise PermissionError(13, "Permission denied", str(path))
+    monkeypatch.setattr(tinyllm.interpret, "save_file", cannot_write)
+    again = run_directions(run)
+    assert not (run / STEERING_FILE).exists() and not list(run.glob("*.partial"))
+    assert all(torch.equal(again[t], computed[t]) for t in again)

@@ -183,3 +183,39 @@ def test_flops_per_token_matches_the_flop_counter():
     with counter, torch.no_grad():
         model(torch.zeros(1, 128, dtype=torch.long))
     assert 3 * counter.get_total_flops() == flops_per_token(model.config) * 128
+
+
+def test_steering_adds_each_vector_after_its_number_of_blocks_at_every_position():
+    model = tiny(n_layers=3).eval()
+    ids = torch.randint(0, 300, (2, 9))
+    vectors = {0: torch.randn(32), 2: torch.randn(32)}
+    x = model.token_embedding(ids) + model.position_embedding(torch.arange(9))
+    with torch.no_grad():   # by hand: the blocks run on the stream, a vector is added where it is named
+        x = x + vectors[0]
+        for done, block in enumerate(model.blocks, start=1):
+            x = block(x) + vectors.get(done, 0)
+        by_hand = model.head(model.final_norm(x))
+        steered, _ = model(ids, steer=vectors)
+        plain, _ = model(ids)
+        zero, _ = model(ids, steer={1: torch.zeros(32)})
+    torch.testing.assert_close(steered, by_hand, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(steered, plain, atol=1e-3) and torch.equal(zero, plain)
+
+
+def test_steered_kv_caches_give_the_steered_full_pass():
+    model = tiny().eval()
+    ids, steer = torch.randint(0, 300, (2, 20)), {1: 3 * torch.randn(32)}
+    caches = model.new_kv_caches()
+    with torch.no_grad():
+        full, _ = model(ids, steer=steer)
+        steps = [model(ids[:, :12], kv_caches=caches, steer=steer)[0]] + \
+                [model(ids[:, t:t + 1], kv_caches=caches, steer=steer)[0] for t in range(12, 20)]
+    assert torch.allclose(torch.cat(steps, dim=1), full, atol=1e-5)
+
+
+def test_steering_where_there_is_no_block_is_a_clear_error():
+    model = tiny()
+    with pytest.raises(ValueError, match=r"cannot steer after 3 blocks: this model has 2 \(0 steers the embeddings\)"):
+        model(torch.zeros(1, 4, dtype=torch.long), steer={3: torch.zeros(32)})
+    with pytest.raises(ValueError, match=r"a steering vector is 32 numbers.*got shape \(3, 32\)"):
+        model(torch.zeros(1, 4, dtype=torch.long), steer={1: torch.zeros(3, 32)})   # a whole direction, not one row

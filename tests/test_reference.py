@@ -6,11 +6,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors import safe_open
 
 import tinyllm
 from tinyllm.character import load_character
 from tinyllm.data import generate_conversations
+from tinyllm.interpret import STEERING_FILE, run_directions
 from tinyllm.model import ModelConfig
 from tinyllm.tokenizer import Tokenizer, train_tokenizer
 from tinyllm.runs import (REFERENCE_RUNS, course_run_dir, data_fingerprint, is_finished, read_run_config,
@@ -117,7 +119,28 @@ def test_the_reference_is_small_half_precision_weights(name):
     assert {str(tensor.dtype) for tensor in tensors} == {"torch.float16"}
     # fp16: 2 bytes a parameter, and little besides (the t4 model's 16 MB, the cpu one's 3.5 MB)
     n_params = sum(tensor.numel() for tensor in tensors)
-    assert sum(f.stat().st_size for f in (REFERENCE_RUNS / name).iterdir()) < 2 * n_params + 500_000
+    files = [f for f in (REFERENCE_RUNS / name).iterdir() if f.name != STEERING_FILE]
+    assert sum(f.stat().st_size for f in files) < 2 * n_params + 500_000
+    # and chapter 7's topic directions, in half precision: one vector per topic, after the embeddings and each block
+    with safe_open(str(REFERENCE_RUNS / name / STEERING_FILE), "pt") as steering:
+        directions = [steering.get_tensor(key) for key in steering.keys()]
+    config = read_run_config(REFERENCE_RUNS / name)["model"]
+    assert {d.dtype for d in directions} == {torch.float16}
+    assert {tuple(d.shape) for d in directions} == {(config["n_layers"] + 1, config["d_model"])}
+    assert (REFERENCE_RUNS / name / STEERING_FILE).stat().st_size < 2 * sum(d.numel() for d in directions) + 20_000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_the_shipped_directions_are_the_references_own(name, tmp_path):
+    "What run_directions computes from the shipped weights and the data they trained on, and one per topic."
+    import shutil
+
+    shipped = run_directions(name)
+    copy = shutil.copytree(REFERENCE_RUNS / name, tmp_path / name, ignore=shutil.ignore_patterns(STEERING_FILE))
+    computed = run_directions(copy)
+    assert shipped.keys() == computed.keys() == {topic.name for topic in run_character(copy).topics}
+    assert all(torch.allclose(shipped[t], computed[t], atol=2e-3) for t in shipped)
 
 
 def test_load_finn_gives_the_reference_in_full_precision_and_it_talks():

@@ -4,7 +4,8 @@
     python -m tinyllm train --out RUN [--preset cpu|t4] [--character ...] [--steps N] [--seed S] [--resume]
                                 [--data DIR] [--device D]
     python -m tinyllm chat  RUN|finn [--prompt TEXT ...] [--seed N] [--temperature T] [--top-k K] [--top-p P]
-                                [--max-new-tokens N] [--single-turn] [--device D]
+                                [--max-new-tokens N] [--single-turn] [--steer NAME=SCALE ...] [--steer-after K]
+                                [--device D]
     python -m tinyllm eval  RUN|finn [--prompts N] [--seeds N] [--json] [--device D]
     python -m tinyllm export RUN|finn --to hf|onnx|web OUT [--force]
     torchrun [--standalone] --nproc_per_node=N -m tinyllm train ... [--timeout S]   (chapter 11: N processes)
@@ -17,6 +18,7 @@ defines it.
 """
 import argparse
 import itertools
+import math
 import os
 import sys
 import time
@@ -94,12 +96,48 @@ def sampling_setting(name: str, kind: type = float):
     return parse
 
 
+def steer_setting(text: str) -> tuple[str, float]:
+    "argparse type for --steer: a direction's name and its scale."
+    name, equals, scale = text.partition("=")
+    try:
+        value = float(scale)
+    except ValueError:
+        value = math.nan
+    if not equals or not name or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be NAME=SCALE, a topic of the run's character and a number "
+                                         f"(food=4), got {text!r}")
+    return name, value
+
+
+def steer_chat(chat, run, steers: list[tuple[str, float]], after: int | None):
+    "`chat` steered by the sum of each named direction of the run times its scale (chapter 7)."
+    from tinyllm.interpret import STEER_AFTER, STEERING_FILE, run_directions, steered
+
+    after = STEER_AFTER if after is None else after
+    blocks = chat.model.config.n_layers
+    if not 0 <= after <= blocks:   # before the directions are computed, which can take a while
+        raise ValueError(f"cannot steer after {after} blocks: this model has {blocks} (0 steers the embeddings)")
+    if not (run / STEERING_FILE).is_file():
+        print(f"tinyllm chat: computing {run.name}'s topic directions (once: they are kept in {STEERING_FILE})",
+              file=sys.stderr)
+    directions = run_directions(run)
+    if unknown := [name for name, _ in steers if name not in directions]:
+        raise ValueError(f"no direction {unknown[0]!r} in {run.name}: its directions are its character's topics "
+                         f"({', '.join(sorted(directions))})")
+    combined = sum(scale * directions[name] for name, scale in steers)
+    return steered(chat, combined, 1.0, after)
+
+
 def run_chat(args: argparse.Namespace) -> int:
     import warnings
 
     from tinyllm.generate import load
 
+    if args.steer_after is not None and not args.steer:
+        raise ValueError("--steer-after says where to add a direction: give one with --steer NAME=SCALE")
     model = load(args.run_dir, args.device)
+    if args.steer:
+        model = steer_chat(model, args.run_dir, args.steer, args.steer_after)
     given = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, max_new_tokens=args.max_new_tokens)
     settings = {key: value for key, value in given.items() if value is not None}   # else the chapter's defaults
     # a warning (an overlong prompt) is one line for the user, not a Python warning with a source line; for this
@@ -195,9 +233,10 @@ def library_defaults() -> dict:
     from tinyllm.distributed import TIMEOUT_S
     from tinyllm.evaluate import evaluate_run
     from tinyllm.generate import Sampling
+    from tinyllm.interpret import STEER_AFTER
 
     scoring = inspect.signature(evaluate_run).parameters
-    return {"n": N_CONVERSATIONS, "timeout": TIMEOUT_S, **asdict(Sampling()),
+    return {"n": N_CONVERSATIONS, "timeout": TIMEOUT_S, **asdict(Sampling()), "steer_after": STEER_AFTER,
             "prompts": scoring["n_prompts"].default, "seeds": len(scoring["seeds"].default)}
 
 
@@ -266,6 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
     memory.add_argument("--single-turn", action="store_true",
                         help="answer each message on its own (by default the conversation so far is the context)")
     memory.add_argument("--multi-turn", action="store_true", help=argparse.SUPPRESS)   # now the default; kept so old commands run
+    chat.add_argument("--steer", type=steer_setting, action="append", metavar="NAME=SCALE",
+                      help="add SCALE times the direction of a topic (food=4) to the residual stream as it answers; "
+                           "repeat to add several (chapter 7)")
+    chat.add_argument("--steer-after", type=int, metavar="K",
+                      help="add it after K blocks, 0 for the embeddings (default {steer_after})")
     chat.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     chat.set_defaults(run=run_chat)
 

@@ -48,18 +48,9 @@ class Reply:
 def sample_replies(chat: ChatModel, prompts: list[tuple[str, str]], seed: int = 0,
                    sampling: Sampling = Sampling(), batch_size: int = 64) -> list[Reply]:
     "One reply per (message, topic), with chapter 6's default sampling unless told; reply i has its own seed, from `seed`."
-    ids = [chat.prompt_ids([{"role": "user", "content": message}], sampling.max_new_tokens) for message, _ in prompts]
-    same_length = defaultdict(list)   # prompts of one length batch without padding
-    for i, prompt in enumerate(ids):
-        same_length[len(prompt)].append(i)
-    replies = [None] * len(prompts)
-    for group in same_length.values():
-        for start in range(0, len(group), batch_size):
-            rows = group[start:start + batch_size]
-            sampled = chat.generate([ids[i] for i in rows], sampling, [seed * 1_000_003 + i for i in rows])
-            for i, (reply_ids, ended) in zip(rows, sampled):
-                replies[i] = Reply(*prompts[i], chat.tok.decode(reply_ids), ended)
-    return replies
+    answers = chat.answers([message for message, _ in prompts], sampling,
+                           [seed * 1_000_003 + i for i in range(len(prompts))], batch_size)
+    return [Reply(message, topic, text, ended) for (message, topic), (text, ended) in zip(prompts, answers)]
 
 # %% ../chapters/08_evaluation.ipynb #d5b84135
 SPECIAL_TEXT = re.compile(r"<\|\w+\|>")   # "<|end|>" spelt out with ordinary tokens

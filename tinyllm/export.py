@@ -2,10 +2,10 @@
 
 # %% auto #0
 __all__ = ['EXTRAS', 'EXPORTERS', 'GPT2_NAMES', 'CHAT_TEMPLATE', 'CHAT_DEFAULTS', 'ONNX_INPUTS', 'ONNX_OUTPUTS', 'WEB_FILES',
-           'require', 'exporter_folders', 'from_exporter', 'quiet', 'gpt2_config', 'gpt2_name', 'to_gpt2_state_dict',
-           'to_gpt2', 'hf_tokenizer', 'generation_config', 'model_card', 'new_folder', 'export_hf', 'CachedStep',
-           'to_onnx', 'export_onnx', 'onnx_chat_settings', 'OnnxChat', 'quantize_rows', 'int8_weights', 'dequantize',
-           'page_model', 'web_model_data', 'export_web']
+           'PAGE_TOPIC', 'require', 'exporter_folders', 'from_exporter', 'quiet', 'gpt2_config', 'gpt2_name',
+           'to_gpt2_state_dict', 'to_gpt2', 'hf_tokenizer', 'generation_config', 'model_card', 'new_folder',
+           'export_hf', 'CachedStep', 'to_onnx', 'export_onnx', 'onnx_chat_settings', 'OnnxChat', 'quantize_rows',
+           'int8_weights', 'dequantize', 'page_model', 'web_model_data', 'export_web']
 
 # %% ../chapters/10_shipping.ipynb #c10imports
 import base64
@@ -32,6 +32,7 @@ from .attention import KVCache
 from .chat_format import END
 from .data import atomic_folder
 from .generate import ChatModel, Sampling, load
+from .interpret import STEER_AFTER, run_directions
 from .model import TinyLM
 from .tokenizer import PAD, Tokenizer
 from .runs import read_run_config, run_character, run_path
@@ -373,19 +374,24 @@ def page_model(chat: ChatModel) -> ChatModel:
     model = copy.deepcopy(chat.model).cpu()
     missing, unexpected = model.load_state_dict(dequantize(int8_weights(chat.model)), strict=False)
     assert not unexpected and set(missing) <= {"head.weight"}, (missing, unexpected)   # head: tied, set with the embedding
-    return ChatModel(model, chat.tok, chat.character)
+    return ChatModel(model, chat.tok, chat.character, chat.steer)
 
 # %% ../chapters/10_shipping.ipynb #c10webx
 WEB_FILES = ["index.html", "chat.js", "chat.css"]   # tinyllm/web/: the page and its one small runtime
+PAGE_TOPIC = "food"   # the topic the page's steering starts on, if the character has it (else its first)
 
 
 def web_model_data(run: str | Path) -> dict:
-    "Everything the page needs about a run: its config, tokenizer, chat defaults and weights (int8 rows, safetensors)."
+    """Everything the page needs about a run: its config, tokenizer, chat defaults, weights (int8 rows, safetensors)
+    and its topic directions where `steered` adds them (chapter 7)."""
     chat, run = load(run, device="cpu"), run_path(run)   # a run that does not load fails here, not in a browser
+    steering = {topic: direction[STEER_AFTER].clone() for topic, direction in run_directions(run).items()}
     return {"name": run.name, "character": run_character(run).name.capitalize(), "config": read_run_config(run)["model"],
             "tokenizer": json.loads((run / "tokenizer.json").read_text(encoding="utf-8")),
             "chat": CHAT_DEFAULTS,
-            "safetensors": base64.b64encode(safetensors_bytes(int8_weights(chat.model))).decode("ascii")}
+            "safetensors": base64.b64encode(safetensors_bytes(int8_weights(chat.model))).decode("ascii"),
+            "steering": {"after": STEER_AFTER, "topic": PAGE_TOPIC if PAGE_TOPIC in steering else min(steering),
+                         "safetensors": base64.b64encode(safetensors_bytes(steering)).decode("ascii")}}
 
 
 def export_web(run: str | Path, out: str | Path, force: bool = False) -> Path:

@@ -2,12 +2,13 @@
 
 # %% auto #0
 __all__ = ['TEMPERATURE', 'TOP_K', 'TOP_P', 'MAX_NEW_TOKENS', 'MIN_MESSAGE_TOKENS', 'load_model', 'apply_temperature',
-           'top_k_filter', 'top_p_filter', 'sampling_probs', 'next_token', 'Sampling', 'model_step', 'decode',
-           'generate_ids', 'ChatModel', 'load', 'Conversation']
+           'top_k_filter', 'top_p_filter', 'sampling_probs', 'next_token', 'Sampling', 'by_length', 'model_step',
+           'decode', 'generate_ids', 'ChatModel', 'load', 'Conversation']
 
 # %% ../chapters/06_generation.ipynb #6f9408b2
 import codecs
 import warnings
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -97,17 +98,27 @@ class Sampling:
             raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
 
 # %% ../chapters/06_generation.ipynb #dda8ef59
-def model_step(model: TinyLM, use_cache: bool = True) -> Callable[[list[list[int]]], torch.Tensor]:
-    "`model` as `decode`'s step: new ids (B, T) in, their logits (B, T, vocab) out; with a KV cache, or re-reading all."
+def by_length(sequences: list[list[int]]) -> list[list[int]]:
+    "The indices of `sequences`, grouped by length: sequences of one length make a batch without padding."
+    groups = defaultdict(list)
+    for i, sequence in enumerate(sequences):
+        groups[len(sequence)].append(i)
+    return list(groups.values())
+
+
+def model_step(model: TinyLM, use_cache: bool = True,
+               steer: dict[int, torch.Tensor] | None = None) -> Callable[[list[list[int]]], torch.Tensor]:
+    """`model` as `decode`'s step: new ids (B, T) in, their logits (B, T, vocab) out; with a KV cache, or re-reading
+    all; `steer` is passed to every forward pass (chapter 7)."""
     device, caches, seen = next(model.parameters()).device, model.new_kv_caches() if use_cache else None, None
 
     def step(new: list[list[int]]) -> torch.Tensor:
         nonlocal seen
         new = torch.tensor(new, device=device)
         if use_cache:
-            return model(new, kv_caches=caches)[0]
+            return model(new, kv_caches=caches, steer=steer)[0]
         seen = new if seen is None else torch.cat([seen, new], dim=1)
-        return model(seen)[0][:, -new.size(1):]
+        return model(seen, steer=steer)[0][:, -new.size(1):]
     return step
 
 
@@ -156,8 +167,10 @@ def generate_ids(model: TinyLM, prompt: list[int], sampling: Sampling = Sampling
 class ChatModel:
     "A trained model, its tokenizer and its character, ready to chat: `reply(text)`, `stream(text)`, `answer(text)`, `conversation()`."
 
-    def __init__(self, model: TinyLM, tok: Tokenizer, character: Character | None = None):
+    def __init__(self, model: TinyLM, tok: Tokenizer, character: Character | None = None,
+                 steer: dict[int, torch.Tensor] | None = None):
         self.model, self.tok, self.character = model.eval(), tok, character
+        self.steer = steer   # vectors added to the residual stream as it answers (chapter 7's `steered`)
         self.name = character.name.capitalize() if character else "the model"   # who speaks, in messages
         self.end_id = tok.special_tokens[END]
         self.banned_ids = never_said(tok, model.config.vocab_size)   # chapter 5's rule, as its preview
@@ -180,7 +193,7 @@ class ChatModel:
 
     def step(self) -> Callable[[list[list[int]]], torch.Tensor]:
         "A fresh `decode` step with its own KV cache (chapter 10's ONNX chat runs a graph instead)."
-        return model_step(self.model)
+        return model_step(self.model, steer=self.steer)
 
     def generate(self, prompts: list[list[int]], sampling: Sampling = Sampling(),
                  seeds: list[int | None] | None = None) -> list[tuple[list[int], bool]]:
@@ -226,6 +239,22 @@ class ChatModel:
         prompt = self.prompt_ids([*history, {"role": "user", "content": text}], sampling.max_new_tokens)
         [(ids, ended)] = self.generate([prompt], sampling, [seed])
         return self.tok.decode(ids), ended
+
+    def answers(self, texts: list[str], sampling: Sampling = Sampling(), seeds: list[int | None] | None = None,
+                batch_size: int = 64) -> list[tuple[str, bool]]:
+        "`answer` to many messages, each on its own (reply i drawn with seeds[i]): prompts of one length form a batch."
+        if not all(text.strip() for text in texts):
+            raise ValueError(f"say something: {self.name} cannot answer an empty message")
+        prompts = [self.prompt_ids([{"role": "user", "content": text}], sampling.max_new_tokens) for text in texts]
+        seeds = seeds or [None] * len(texts)
+        answers = [None] * len(texts)
+        for group in by_length(prompts):
+            for start in range(0, len(group), batch_size):
+                rows = group[start:start + batch_size]
+                for i, (ids, ended) in zip(rows, self.generate([prompts[i] for i in rows], sampling,
+                                                               [seeds[i] for i in rows])):
+                    answers[i] = self.tok.decode(ids), ended
+        return answers
 
     def conversation(self, **settings) -> "Conversation":
         "A multi-turn chat that remembers as much of the past as fits in the context."

@@ -66,17 +66,14 @@ class Block(nn.Module):
             out, weights = self.attention(self.norm1(x), kv_cache=kv_cache, return_weights=True)
             x = x + out
             activations.attention.append(weights)
-        x = x + self.feed_forward(self.norm2(x))
-        if activations is not None:
-            activations.residuals.append(x)
-        return x
+        return x + self.feed_forward(self.norm2(x))
 
 
 @dataclass
 class Activations:
     """What a forward pass computed on the way, kept when one is passed in (chapter 7 reads it): the residual
-    stream after the embeddings and after each block, (B, T, d_model) each, and each block's attention weights,
-    (B, heads, T, keys)."""
+    stream after the embeddings and after each block (`TinyLM.forward` keeps it), (B, T, d_model) each, and each
+    block's attention weights, (B, heads, T, keys)."""
     residuals: list[torch.Tensor] = field(default_factory=list)
     attention: list[torch.Tensor] = field(default_factory=list)
 
@@ -153,29 +150,47 @@ class TinyLM(nn.Module):
         return [KVCache() for _ in self.blocks]
 
     def forward(self, ids: torch.Tensor, targets: torch.Tensor | None = None, kv_caches: list[KVCache] | None = None,
-                activations: Activations | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                activations: Activations | None = None,
+                steer: dict[int, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """ids: (B, T) token ids -> logits (B, T, vocab), and None. Given targets (B, T): the logits of the
         positions that carry a loss, (N, vocab) in row order, and their mean loss.
 
         targets[:, t] is the token that should follow ids[:, t]; IGNORE_INDEX marks positions to ignore.
         With kv_caches (one per block, chapter 6), positions continue after the cached ones; with `activations`
-        (chapter 7), the pass also keeps its residual stream and attention weights there.
+        (chapter 7), the pass also keeps its residual stream and attention weights there. `steer` (chapter 7) adds
+        vectors (d_model,) to the residual stream at every position: steer[k] after k blocks (0: the embeddings).
         """
         past = kv_caches[0].positions if kv_caches else 0
         if not torch.compiler.is_exporting() and past + ids.size(1) > self.config.context_length:
             raise ValueError(f"{past + ids.size(1)} tokens do not fit in the context of "
                              f"{self.config.context_length}")   # (an exported graph leaves this to its caller)
+        for after, vector in (steer or {}).items():
+            if not 0 <= after <= self.config.n_layers:
+                raise ValueError(f"cannot steer after {after} blocks: this model has {self.config.n_layers} "
+                                 "(0 steers the embeddings)")
+            if vector.shape != (self.config.d_model,):
+                raise ValueError(f"a steering vector is {self.config.d_model} numbers, one per dimension of the "
+                                 f"residual stream; got shape {tuple(vector.shape)}")
         positions = torch.arange(past, past + ids.size(1), device=ids.device)
         x = self.dropout(self.token_embedding(ids) + self.position_embedding(positions))
-        if activations is not None:
-            activations.residuals.append(x)
+        x = self._residual(x, 0, activations, steer)
         for i, block in enumerate(self.blocks):
-            x = block(x, kv_caches[i] if kv_caches else None, activations)
+            x = self._residual(block(x, kv_caches[i] if kv_caches else None, activations), i + 1, activations, steer)
         if targets is None:
             return self.head(self.final_norm(x)), None
         scored = targets != IGNORE_INDEX   # the output layer only where there is a loss (in training,
         logits = self.head(self.final_norm(x[scored]))   # not at the user's words): (N, vocab)
         return logits, F.cross_entropy(logits, targets[scored])
+
+    @staticmethod
+    def _residual(x: torch.Tensor, blocks_done: int, activations: Activations | None,
+                  steer: dict[int, torch.Tensor] | None) -> torch.Tensor:
+        "The residual stream after `blocks_done` blocks: plus its steering vector if any, and kept if asked (chapter 7)."
+        if steer and blocks_done in steer:
+            x = x + steer[blocks_done].to(x)   # on the stream's device, in its dtype
+        if activations is not None:
+            activations.residuals.append(x)
+        return x
 
     def num_params(self) -> int:
         "Number of parameters; the tied embedding/head matrix counts once."

@@ -6,8 +6,9 @@ with the `cpu` preset (chapter 5 on a CPU), and `mochi`, Mochi with the `cpu` pr
 script trains them, or packs finished runs given with --from, and writes what loading a run needs into tinyllm/reference/<name>/: the weights in
 half precision (3.5 MB instead of 7 MB for a cpu-preset run, 16 MB for the t4 one: the repository keeps
 every version forever, and fp16 changes Finn's scores by less than their spread over seeds),
-config.json, tokenizer.json, train_log.jsonl, character.yaml, and reference.json, a record of what the
-run was trained on, where, and for how long. tests/test_reference.py fails when that record no longer
+config.json, tokenizer.json, train_log.jsonl, character.yaml, steering.safetensors (chapter 7's topic
+directions, from the shipped weights), and reference.json, a record of what the run was trained on, where,
+and for how long. tests/test_reference.py fails when that record no longer
 matches what the chapters produce.
 
     python tools/reference.py                        # retrain the cpu-preset runs (about 5 minutes on two cores)
@@ -31,6 +32,7 @@ from safetensors.torch import load_file, save_file
 import tinyllm
 from tinyllm.character import load_character
 from tinyllm.data import atomic_folder
+from tinyllm.interpret import run_directions
 from tinyllm.model import ModelConfig
 from tinyllm.runs import (REFERENCE_NAMES, REFERENCE_RUNS, data_fingerprint, is_finished, load_data, pick_device,
                           read_run_config, read_train_log, run_character)
@@ -89,6 +91,7 @@ def pack(run_dir: Path, name: str, trained_on: str) -> dict:
         saved["data"] = source                                         # its folder; the generator makes it again
         (staging / "config.json").write_text(json.dumps(saved, indent=2) + "\n")
         (staging / "reference.json").write_text(json.dumps(record, indent=2) + "\n")
+    run_directions(out)   # chapter 7's topic directions, from the shipped weights: computed once and kept there
     return record
 
 

@@ -3,7 +3,8 @@
  * This is the Python model (tinyllm/model.py, attention.py, tokenizer.py, generate.py) written out by hand,
  * the way llama2.c writes a transformer out in C: no libraries, just loops over Float32Arrays.
  * The page first loads model.js, which sets window.TINYLLM_MODEL = {name, character, config, tokenizer,
- * chat, safetensors (base64; matrices as int8 rows)}; this file then mounts a chat into <div id="tinyllm-chat">.
+ * chat, safetensors (base64; matrices as int8 rows), steering (chapter 7's topic directions)}; this file then
+ * mounts a chat into <div id="tinyllm-chat">.
  * Under node, `require("./chat.js")` gives the same API: load(modelData) -> {tokenizer, model, reply, ...}.
  */
 (function (root) {
@@ -198,6 +199,18 @@
     const [x, h, att, delta] = [C, C, C, C].map((n) => new Float32Array(n));
     const qkv = new Float32Array(3 * C), hidden = new Float32Array(F), scores = new Float64Array(T);
 
+    // Steering (chapter 7): a vector added to the residual stream after `after` blocks (0: the embeddings).
+    let steer = null;
+    const setSteer = (after, vector) => {
+      if (vector && !(Number.isInteger(after) && after >= 0 && after <= L)) {
+        throw new Error(`cannot steer after ${after} blocks: this model has ${L} (0 steers the embeddings)`);
+      }
+      steer = vector ? { after, vector } : null;
+    };
+    const addSteer = (blocksDone) => {
+      if (steer && steer.after === blocksDone) for (let i = 0; i < C; i++) x[i] += steer.vector[i];
+    };
+
     // The keys and values every block has seen so far, one row of C numbers per position.
     const newCache = () => ({ length: 0, keys: blocks.map(() => new Float32Array(T * C)),
                               values: blocks.map(() => new Float32Array(T * C)) });
@@ -243,7 +256,8 @@
       const p = cache.length;
       if (p >= T) throw new Error(`${p + 1} tokens do not fit in the context of ${T}`);
       for (let i = 0; i < C; i++) x[i] = emb[id * C + i] + pos[p * C + i];
-      blocks.forEach((b, i) => block(b, cache.keys[i], cache.values[i], p));
+      addSteer(0);
+      blocks.forEach((b, i) => { block(b, cache.keys[i], cache.values[i], p); addSteer(i + 1); });
       cache.length++;
       if (!wantLogits) return null;
       return linear(new Float32Array(V), layerNorm(h, x, ...finalNorm), emb, null, V, C);   // the tied head
@@ -257,7 +271,7 @@
     const parameters = Object.entries(tensors)   // the tied matrix counts once, even when the file has both names
       .filter(([name]) => name !== "token_embedding.weight" || !tensors["head.weight"])
       .reduce((n, [, t]) => n + t.data.length, 0);
-    return { config, newCache, step, logits, parameters };
+    return { config, newCache, step, logits, parameters, setSteer };
   }
 
   // ---------------------------------------------------------------- 4. choosing the next token (generate.py)
@@ -340,6 +354,18 @@
     const banned = Object.values(tokenizer.special).filter((id) => id !== endId);
     for (let id = tokenizer.size; id < data.config.vocab_size; id++) banned.push(id);
     const chat = data.chat;   // chapter 6's sampling defaults (tinyllm.export.CHAT_DEFAULTS)
+    // chapter 7's topic directions, each of C numbers, added after `steering.after` blocks (none in older pages)
+    const steering = data.steering ?? { after: 0, topic: null, safetensors: null };
+    const directions = steering.safetensors ? readSafetensors(base64ToBytes(steering.safetensors)) : {};
+    const topics = Object.keys(directions).sort();
+
+    // Steer as the next replies are written: `scale` times the direction of `topic` (none, or scale 0: as trained).
+    function setSteering(steer) {
+      const { topic, scale } = steer ?? {};
+      if (!scale) return model.setSteer(null);
+      if (!directions[topic]) throw new Error(`no direction ${JSON.stringify(topic)}: the page has ${topics.join(", ")}`);
+      model.setSteer(steering.after, directions[topic].data.map((v) => scale * v));
+    }
     const defaults = { temperature: chat.temperature, topK: chat.top_k, topP: chat.top_p,
                        maxNewTokens: chat.max_new_tokens };
 
@@ -369,6 +395,7 @@
       settings.seed ??= (Math.random() * 2 ** 32) >>> 0;   // no seed: a different reply each time
       if (!String(text).trim()) throw new Error(`say something: ${character} cannot answer an empty message`);
       checkSettings(settings);
+      setSteering(settings.steer);
       const messages = [...(settings.history || []), { role: "user", content: String(text) }];
       const prompt = promptIds(messages, settings.maxNewTokens, settings.onNote);
       const decoder = tokenizer.streamDecoder();
@@ -407,7 +434,7 @@
     }
 
     return { name: data.name, character, config: data.config, tokenizer, model, defaults, banned,
-             promptIds, stream, reply, conversation };
+             steering: { after: steering.after, topic: steering.topic, topics }, promptIds, stream, reply, conversation };
   }
 
   // ---------------------------------------------------------------- 6. the chat box (browser only)
@@ -425,6 +452,22 @@
   }
 
   const nextFrame = () => new Promise((resolve) => setTimeout(resolve, 0));   // let the page draw and react
+
+  // A topic and a slider: steer the replies towards the topic (scale > 0) or away from it (scale < 0), chapter 7.
+  function steeringControls(bot) {
+    const { topics, topic, after } = bot.steering;
+    if (!topics.length) return [];
+    const select = element("select", { id: "tinyllm-steer-topic" },
+                           topics.map((name) => element("option", { value: name, textContent: name })));
+    select.value = topic;
+    const slider = element("input", { id: "tinyllm-steer-scale", type: "range", min: -8, max: 8, step: 0.5, value: 0 });
+    const shown = element("output", { id: "tinyllm-steer-shown", textContent: "0" });
+    slider.addEventListener("input", () => { shown.textContent = slider.value; });
+    return [element("div", { className: "tinyllm-settings" }, [
+      element("label", { className: "tinyllm-setting" }, ["steer towards ", select]),
+      element("label", { className: "tinyllm-setting" }, ["scale ", slider, " ", shown]),
+      element("span", { className: "tinyllm-meta", textContent: `(chapter 7: added after ${after} block${after === 1 ? "" : "s"}; at 0, ${bot.character} as trained)` })])];
+  }
 
   function buildWidget(container, bot) {
     const { character, config, defaults: d } = bot;
@@ -449,6 +492,7 @@
         setting("tinyllm-top-k", "top-k", d.topK, { min: 1, step: 1 }),
         setting("tinyllm-top-p", "top-p", d.topP, { min: 0.05, max: 1, step: 0.05 }),
         setting("tinyllm-seed", "seed", 0, { step: 1 })]),
+      ...steeringControls(bot),
       parts.speed = element("div", { id: "tinyllm-speed", className: "tinyllm-meta" }));
     return parts;
   }
@@ -477,7 +521,9 @@
       say("user", text);
       send.disabled = true;
       Object.assign(conversation.settings, { temperature: number("tinyllm-temperature") ?? 0,
-        topK: number("tinyllm-top-k"), topP: number("tinyllm-top-p"), maxNewTokens: bot.defaults.maxNewTokens });
+        topK: number("tinyllm-top-k"), topP: number("tinyllm-top-p"), maxNewTokens: bot.defaults.maxNewTokens,
+        steer: bot.steering.topics.length ? { topic: container.querySelector("#tinyllm-steer-topic").value,
+                                             scale: number("tinyllm-steer-scale") } : null });
       // turn n of the conversation uses seed + n: the turns differ, and the same chat replays the same
       const seed = (number("tinyllm-seed") ?? 0) + conversation.messages.length / 2;
       const reply = pending = say("assistant", "");
