@@ -32,7 +32,7 @@ SMALLER = {   # chapter: (text in exactly one of its code cells, what runs inste
     "06_generation": [("unseen_questions(data, 120)", "unseen_questions(data, 30)"),   # five settings, sampled
                       ('"do you like the light?", "are you lonely?"]', "]")],             # ten seeds per question
     "07_inside": [('data["test"].select(range(200))', 'data["test"].select(range(40))'),    # 43 ablated models
-                  ('if topic != "food"][:50]', 'if topic != "food"][:20]')],                 # steered, 25 ways
+                  ('if topic != "food"][:50]', 'if topic != "food"][:12]')],                 # steered, 25 ways
     "08_evaluation": [("held_out_loss(finn, data)", f"held_out_loss(finn, {TEST_SHARE})"),   # the loss, and
                       ("evaluate(chat, data, FINN, n_prompts=200, seeds=(0, 1, 2))",      # four models' scores,
                        f"evaluate(chat, {TEST_SHARE}, FINN, n_prompts=60, seeds=(0,))"),   # on a share of the test split

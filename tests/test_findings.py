@@ -160,9 +160,13 @@ def test_chapter_7_steering():
     assert v["steer_food"] == scales[scale]["about food"] and v["steer_food_low"] > 0.5, "steered, most replies are"
     assert v["steer_food_low"] < v["steer_food"] < v["steer_food_high"]
     assert v["steer_well_formed"] == scales[scale]["well-formed"] >= 0.9, "and still in his voice"
-    assert v["steer_distinct"] < v["steer_distinct_before"], "with fewer different replies"
+    assert abs(v["steer_distinct"] - v["steer_distinct_before"]) < 0.15, "the share of distinct replies hardly moves"
+    assert abs(v["steer_push_share"] - v["steer_scale"] * v["food_direction_share"]) < 1e-9 and \
+        v["steer_push_share"] > 0.5, "the push is not small next to the stream"
     assert float(broken) > float(scale) and v["steer_broken_well_formed"] == scales[broken]["well-formed"] < 0.5, \
         "a larger scale breaks them"
+    assert v["steer_broken_distinct"] == scales[broken]["distinct"] < v["steer_distinct_before"] / 2, "few differ"
+    assert float(broken) <= 2 * float(scale), "the window runs from about the scale to the break"
     assert max(scales[s]["about food"] for s in scales if float(s) > float(broken)) < 0.05, \
         "at larger scales they stop being about food"
     assert all(scores["about food"] <= 0.05 for scores in control.values()), "a random direction: no food"
@@ -172,7 +176,9 @@ def test_chapter_7_steering():
     assert points[best]["about food"] == v["steer_best_layer_food"] == max(p["about food"] for p in points.values())
     assert best == "layer 0", "after the first block, where `steered` adds it unless told"
     low = v["steer_best_layer_low"]   # the low end of its 95% interval
-    assert points["layer 1"]["about food"] >= low and points["layer 2"]["about food"] >= low, "the next close behind"
+    close = [name for name in names if name != best and points[name]["about food"] >= low]
+    assert v["steer_close_points"] == len(close) >= 2 and close == names[2:2 + len(close)], \
+        "the next few points after the best are within its interval"
     assert v["steer_embeddings_food"] == points["embeddings"]["about food"] < low - 0.2, "the embeddings: much less"
     assert v["steer_last_layer_food"] == points[names[-1]]["about food"] < low - 0.2, "the last layer: less too"
 
