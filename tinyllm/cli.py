@@ -111,12 +111,14 @@ def steer_setting(text: str) -> tuple[str, float]:
 
 def steer_chat(chat, run, steers: list[tuple[str, float]], after: int | None):
     "`chat` steered by the sum of each named direction of the run times its scale (chapter 7)."
+    import torch
+
     from tinyllm.interpret import STEER_AFTER, STEERING_FILE, run_directions, steered
 
     after = STEER_AFTER if after is None else after
-    blocks = chat.model.config.n_layers
-    if not 0 <= after <= blocks:   # before the directions are computed, which can take a while
-        raise ValueError(f"cannot steer after {after} blocks: this model has {blocks} (0 steers the embeddings)")
+    shape = chat.model.config
+    steered(chat, torch.zeros(shape.n_layers + 1, shape.d_model), 0.0, after)   # its check of the point, before the
+                                                                                # directions, which can take a while
     if not (run / STEERING_FILE).is_file():
         print(f"tinyllm chat: computing {run.name}'s topic directions (once: they are kept in {STEERING_FILE})",
               file=sys.stderr)
